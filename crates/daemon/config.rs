@@ -1,0 +1,414 @@
+//! goguardd's configuration: TOML, every field with a default.
+//!
+//! Values are validated while they are deserialized (each field has a type
+//! that refuses bad input), so every error carries the file, line and column
+//! of the offending value. Unknown keys are errors too. This module reads the
+//! file it is given and nothing else; it never creates or changes files.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+}
+
+/// `[daemon]`: the control socket, state, metrics and logging.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// The control socket; empty means the mode's default
+    /// (`/run/goguard/goguard.sock`, or `$XDG_RUNTIME_DIR/goguard/goguard.sock`).
+    pub socket: OptionalAbsPath,
+    /// Permission bits of the socket file, as an octal string.
+    pub socket_mode: FileMode,
+    /// Members of this group are admins of the daemon, like uid 0.
+    pub admin_group: GroupName,
+    /// Where the SQLite store lives; empty means the mode's default.
+    pub state_dir: OptionalAbsPath,
+    /// `host:port` for `/metrics` and `/healthz`; empty turns metrics off.
+    /// Unset means the mode's default: `127.0.0.1:9464` in system mode, off
+    /// in user mode (so per-user daemons never fight over the port).
+    pub metrics_listen: Option<MetricsListen>,
+    /// A tracing filter (`info`, `goguardd=debug`); `RUST_LOG` overrides it.
+    pub log_level: LogFilter,
+    /// How long a SIGTERM waits for in-flight calls before closing them.
+    pub drain_timeout_secs: DrainTimeout,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket: OptionalAbsPath(None),
+            // Every local user may connect: each call is authorized from the
+            // caller's SO_PEERCRED, and ordinary users need GetStatus and,
+            // later, repairs of their own caches.
+            socket_mode: FileMode(0o666),
+            admin_group: GroupName("goguard".to_owned()),
+            state_dir: OptionalAbsPath(None),
+            metrics_listen: None,
+            log_level: LogFilter("info".to_owned()),
+            drain_timeout_secs: DrainTimeout(10),
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// The metrics address in force for `mode`, `None` when turned off.
+    pub fn metrics_address(&self, mode: goguard_layout::Mode) -> Option<SocketAddr> {
+        match (self.metrics_listen, mode) {
+            (Some(MetricsListen(addr)), _) => addr,
+            (None, goguard_layout::Mode::System) => Some(DEFAULT_METRICS.parse().expect("valid")),
+            (None, goguard_layout::Mode::User) => None,
+        }
+    }
+}
+
+/// Where system-mode metrics listen unless configured.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// An error in a configuration file, pointing at the offending value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the parser could tell.
+    pub line_col: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line_col {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    /// False when the default file does not exist and built-in defaults apply.
+    pub loaded: bool,
+}
+
+/// Reads `path`. A missing file is an error when `required` (the admin named
+/// it with `--config`), and means built-in defaults otherwise.
+pub fn load(path: &Path, required: bool) -> Result<(Config, ConfigSource), ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let config = parse(path, &text)?;
+            Ok((
+                config,
+                ConfigSource {
+                    path: path.to_owned(),
+                    loaded: true,
+                },
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((
+            Config::default(),
+            ConfigSource {
+                path: path.to_owned(),
+                loaded: false,
+            },
+        )),
+        Err(e) => Err(ConfigError {
+            path: path.to_owned(),
+            line_col: None,
+            message: format!("cannot read the configuration: {e}"),
+        }),
+    }
+}
+
+/// Parses configuration text; `path` only names the file in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    toml::from_str::<Config>(text).map_err(|e| ConfigError {
+        path: path.to_owned(),
+        line_col: e.span().map(|span| line_col(text, span.start)),
+        message: e.message().trim_end().to_owned(),
+    })
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = text[line_start..at].chars().count() + 1;
+    (line, col)
+}
+
+/// An absolute path, or empty for "the mode's default".
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionalAbsPath(pub Option<PathBuf>);
+
+impl<'de> Deserialize<'de> for OptionalAbsPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(OptionalAbsPath(None));
+        }
+        let p = PathBuf::from(&s);
+        if !p.is_absolute() {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not an absolute path (use \"\" for the default)"
+            )));
+        }
+        if p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} must not contain \"..\""
+            )));
+        }
+        Ok(OptionalAbsPath(Some(p)))
+    }
+}
+
+/// Permission bits written as an octal string, `"0660"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileMode(pub u32);
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bad = || {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a socket mode: write octal permission bits such as \"0660\""
+            ))
+        };
+        if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return Err(bad());
+        }
+        let mode = u32::from_str_radix(&s, 8).map_err(|_| bad())?;
+        if mode & 0o600 != 0o600 {
+            return Err(serde::de::Error::custom(format!(
+                "socket mode {s:?} must let the owner read and write (0600 at least)"
+            )));
+        }
+        Ok(FileMode(mode))
+    }
+}
+
+/// A POSIX group name (`[a-z_][a-z0-9_-]*`, up to 32 bytes, optional `$`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupName(pub String);
+
+impl<'de> Deserialize<'de> for GroupName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let body = s.strip_suffix('$').unwrap_or(&s);
+        let valid = !body.is_empty()
+            && s.len() <= 32
+            && body.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_lowercase()
+                    || c == '_'
+                    || (i > 0 && (c.is_ascii_digit() || c == '-' || c.is_ascii_uppercase()))
+                    || (i == 0 && c.is_ascii_uppercase())
+            });
+        if !valid {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is not a valid group name"
+            )));
+        }
+        Ok(GroupName(s))
+    }
+}
+
+/// The metrics listen address; `""` turns metrics off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricsListen(pub Option<SocketAddr>);
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(MetricsListen(None));
+        }
+        s.parse::<SocketAddr>()
+            .map(|a| MetricsListen(Some(a)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not an address: write host:port such as \"127.0.0.1:9464\", \
+                 or \"\" to turn metrics off"
+                ))
+            })
+    }
+}
+
+/// A tracing-subscriber filter directive, checked when read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogFilter(pub String);
+
+impl<'de> Deserialize<'de> for LogFilter {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a log filter: {e}")))?;
+        Ok(LogFilter(s))
+    }
+}
+
+/// Seconds a shutdown waits for in-flight calls: 0 to 600.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DrainTimeout(pub u64);
+
+impl<'de> Deserialize<'de> for DrainTimeout {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if !(0..=600).contains(&n) {
+            return Err(serde::de::Error::custom(format!(
+                "drain_timeout_secs must be between 0 and 600, not {n}"
+            )));
+        }
+        Ok(DrainTimeout(n as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        parse(Path::new("/etc/goguard/goguard.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse(Path::new("x.toml"), "").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.daemon.socket_mode, FileMode(0o666));
+        assert_eq!(c.daemon.metrics_listen, None);
+        let system = c.daemon.metrics_address(goguard_layout::Mode::System);
+        assert_eq!(system, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.daemon.metrics_address(goguard_layout::Mode::User), None);
+    }
+
+    #[test]
+    fn full_file_is_read() {
+        let c = parse(
+            Path::new("x.toml"),
+            r#"
+[daemon]
+socket = "/run/x/goguard.sock"
+socket_mode = "0660"
+admin_group = "gobuild"
+state_dir = "/var/lib/x"
+metrics_listen = ""
+log_level = "goguardd=debug,info"
+drain_timeout_secs = 3
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.daemon.socket.0,
+            Some(PathBuf::from("/run/x/goguard.sock"))
+        );
+        assert_eq!(c.daemon.socket_mode, FileMode(0o660));
+        assert_eq!(c.daemon.admin_group.0, "gobuild");
+        assert_eq!(c.daemon.metrics_listen, Some(MetricsListen(None)));
+        assert_eq!(c.daemon.metrics_address(goguard_layout::Mode::System), None);
+        assert_eq!(c.daemon.drain_timeout_secs.0, 3);
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let e = err("[daemon]\nsocket_mode = \"0660\"\n  sokcet = \"/run/x\"\n");
+        assert_eq!(e.line_col, Some((3, 3)), "{e}");
+        assert!(e.message.contains("unknown field `sokcet`"), "{e}");
+        assert!(
+            e.to_string().starts_with("/etc/goguard/goguard.toml:3:3: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_names_line_and_column() {
+        let e = err("\n\n[deamon]\n");
+        assert_eq!(e.line_col.map(|l| l.0), Some(3), "{e}");
+        assert!(e.message.contains("deamon"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_position() {
+        let cases = [
+            (
+                "[daemon]\nsocket_mode = \"rw-rw----\"\n",
+                (2, 15),
+                "not a socket mode",
+            ),
+            (
+                "[daemon]\nsocket_mode = \"0066\"\n",
+                (2, 15),
+                "owner read and write",
+            ),
+            (
+                "[daemon]\nmetrics_listen = \"localhost\"\n",
+                (2, 18),
+                "not an address",
+            ),
+            (
+                "[daemon]\nsocket = \"run/goguard.sock\"\n",
+                (2, 10),
+                "not an absolute path",
+            ),
+            ("[daemon]\nstate_dir = \"/var/../etc\"\n", (2, 13), "\"..\""),
+            (
+                "[daemon]\nadmin_group = \"wheel group\"\n",
+                (2, 15),
+                "not a valid group name",
+            ),
+            (
+                "[daemon]\nlog_level = \"info,=x=y\"\n",
+                (2, 13),
+                "not a log filter",
+            ),
+            (
+                "[daemon]\ndrain_timeout_secs = 9000\n",
+                (2, 22),
+                "between 0 and 600",
+            ),
+            (
+                "[daemon]\ndrain_timeout_secs = \"10\"\n",
+                (2, 22),
+                "invalid type",
+            ),
+            ("[daemon]\nsocket = \n", (2, 10), ""),
+        ];
+        for (text, pos, needle) in cases {
+            let e = err(text);
+            assert_eq!(e.line_col, Some(pos), "{text:?} gave {e}");
+            assert!(e.message.contains(needle), "{text:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn column_counts_characters_not_bytes() {
+        let e = err("# é\n[daemon]\n# ééé\n  admin_group = \"é\"\n");
+        assert_eq!(e.line_col, Some((4, 17)), "{e}");
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_named_file_is_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("goguard.toml");
+        let (c, src) = load(&missing, false).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(!src.loaded);
+        let e = load(&missing, true).unwrap_err();
+        assert!(e.message.contains("cannot read"), "{e}");
+    }
+}

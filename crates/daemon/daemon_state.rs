@@ -1,0 +1,100 @@
+//! What the running daemon knows about itself and shares between its tasks:
+//! identity, the configuration in force, component states and reload history.
+//! The gRPC service reads it for `GetStatus`; the supervisor writes it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use goguard_layout::Mode;
+
+use crate::authz::Authorizer;
+use crate::config::{Config, ConfigSource};
+use crate::metrics::{ComponentLabels, Metrics};
+
+/// The state of one daemon task, as `GetStatus` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentState {
+    Starting,
+    Running,
+    Disabled,
+    #[allow(dead_code, reason = "set by the audit and watcher tasks as they land")]
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentStatus {
+    pub state: ComponentState,
+    pub detail: String,
+}
+
+/// Names of the components, in the order status lists them.
+pub const CONTROL_SOCKET: &str = "control-socket";
+pub const METRICS: &str = "metrics";
+
+/// Component states, mirrored into the `goguard_component_up` gauge.
+pub struct Components {
+    states: Mutex<BTreeMap<&'static str, ComponentStatus>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Components {
+    pub fn new(metrics: Arc<Metrics>) -> Components {
+        Components {
+            states: Mutex::new(BTreeMap::new()),
+            metrics,
+        }
+    }
+
+    pub fn set(&self, name: &'static str, state: ComponentState, detail: impl Into<String>) {
+        let detail = detail.into();
+        self.metrics
+            .component_up
+            .get_or_create(&ComponentLabels {
+                component: name.to_owned(),
+            })
+            .set(i64::from(state == ComponentState::Running));
+        self.states
+            .lock()
+            .expect("components lock poisoned")
+            .insert(name, ComponentStatus { state, detail });
+    }
+
+    pub fn snapshot(&self) -> Vec<(&'static str, ComponentStatus)> {
+        let states = self.states.lock().expect("components lock poisoned");
+        states.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+}
+
+/// Reload history for status.
+#[derive(Debug, Default, Clone)]
+pub struct ReloadHistory {
+    pub reloads: u32,
+    pub last_error: Option<String>,
+}
+
+/// Everything the tasks share.
+pub struct DaemonState {
+    pub started: Instant,
+    pub started_unix: f64,
+    pub mode: Mode,
+    pub source: RwLock<ConfigSource>,
+    pub config: RwLock<Arc<Config>>,
+    pub socket_path: PathBuf,
+    pub socket_activated: bool,
+    pub state_dir: PathBuf,
+    pub metrics: Arc<Metrics>,
+    /// The address metrics are bound to (port 0 resolved), if on.
+    pub metrics_address: RwLock<Option<SocketAddr>>,
+    pub authorizer: Arc<RwLock<Authorizer>>,
+    pub components: Components,
+    pub reload: Mutex<ReloadHistory>,
+}
+
+impl DaemonState {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock poisoned").clone()
+    }
+}

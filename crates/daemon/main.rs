@@ -1,0 +1,133 @@
+//! goguardd: keeps Go build caches healthy on this host.
+//!
+//! Layout of the daemon's sources (crates/daemon/):
+//! - `config`: the TOML configuration, validated with line and column errors;
+//! - `run`: the supervisor (start order, signals, reload, drain, watchdog);
+//! - `socket`: the control socket (socket activation or a safe bind);
+//! - `authz`: peer credentials and roles;
+//! - `service`: the goguard.v1 gRPC service;
+//! - `daemon_state`: what the tasks share (status, components);
+//! - `metrics`: Prometheus registry and HTTP endpoint;
+//! - `notify`: sd_notify messages; `logging`: tracing setup.
+//!
+//! Exit codes: 0 after a clean stop or a valid `--check-config`; 1 on a
+//! startup failure, an invalid configuration or a task that died.
+
+mod authz;
+mod config;
+mod daemon_state;
+mod logging;
+mod metrics;
+mod notify;
+mod run;
+mod service;
+mod socket;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use goguard_layout::Mode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "goguardd",
+    version,
+    about = "Keeps Go build caches healthy: watches owners, modes, ACLs and SELinux labels, \
+             follows go-related SELinux denials, repairs and explains them",
+    after_help = "As root it guards every user's caches (socket /run/goguard/goguard.sock, \
+                  state /var/lib/goguard, config /etc/goguard/goguard.toml). As an ordinary \
+                  user it guards only that user's caches (socket $XDG_RUNTIME_DIR/goguard/, \
+                  state ~/.local/state/goguard, config ~/.config/goguard/goguard.toml)."
+)]
+struct Args {
+    /// Configuration file. Without it, the mode's default file is read if it
+    /// exists, else built-in defaults apply.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Validate the configuration and exit: 0 when valid, 1 when not.
+    #[arg(long)]
+    check_config: bool,
+
+    /// system: guard the host (the default for root); user: guard only the
+    /// invoking user's caches (the default for everyone else).
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    Auto,
+    System,
+    User,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let euid = nix::unistd::geteuid().as_raw();
+    let mode = match args.mode {
+        ModeArg::Auto => Mode::for_euid(euid),
+        ModeArg::System => Mode::System,
+        ModeArg::User => Mode::User,
+    };
+    let env = goguard_layout::Env::from_process(euid);
+    let (config_path, required) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => match goguard_layout::default_config(mode, &env) {
+            Ok(p) => (p, false),
+            Err(e) => {
+                eprintln!("goguardd: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let (config, source) = match config::load(&config_path, required) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("goguardd: invalid configuration: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check_config {
+        if source.loaded {
+            println!("{}: configuration is valid", config_path.display());
+        } else {
+            println!(
+                "{}: no such file; goguardd would run on built-in defaults",
+                config_path.display()
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    let log = logging::init(&config.daemon.log_level.0);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("goguardd")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("goguardd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = run::StartOptions {
+        mode,
+        config_path,
+        config_required: required,
+    };
+    match runtime.block_on(run::run(opts, config, source, log)) {
+        Ok(()) => {
+            tracing::info!("goguardd stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // One plain line on stderr: journald keeps it, a terminal shows it.
+            eprintln!("goguardd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

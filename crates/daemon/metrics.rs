@@ -1,0 +1,467 @@
+//! Prometheus metrics: the registry every task reports into, and the HTTP
+//! endpoint (`/metrics`, `/healthz`) that serves it.
+//!
+//! prometheus-client encodes OpenMetrics; Prometheus' classic text format
+//! (0.0.4) differs in how counters and info metrics are named, and
+//! `promtool check metrics` and older scrapers read only the classic one. So a
+//! scrape that asks for OpenMetrics gets it, and every other scrape gets the
+//! classic text made by [`to_classic_text`]. Label sets are bounded: method
+//! names and status codes, never paths or uids.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub method: String,
+    /// The canonical gRPC status code name: `OK`, `PERMISSION_DENIED`, ...
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub component: String,
+}
+
+/// Every metric goguardd exports, with the registry that encodes them.
+pub struct Metrics {
+    pub registry: Registry,
+    pub rpcs: Family<RpcLabels, Counter>,
+    pub rpc_duration: Family<MethodLabels, Histogram>,
+    pub reloads: Family<ResultLabels, Counter>,
+    /// 1 when a component is running, 0 otherwise.
+    pub component_up: Family<ComponentLabels, Gauge>,
+    pub scrapes: Counter,
+}
+
+impl Metrics {
+    pub fn new(started: Instant, started_unix: f64) -> Metrics {
+        let mut registry = Registry::default();
+        let build = Info::new(vec![
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("rustc_edition", "2024"),
+        ]);
+        registry.register("goguard_build", "goguardd build information", build);
+
+        let rpcs = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "goguard_rpc_requests",
+            "gRPC calls by method and status code",
+            rpcs.clone(),
+        );
+        let rpc_duration = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+        });
+        registry.register_with_unit(
+            "goguard_rpc_duration",
+            "gRPC call latency by method",
+            Unit::Seconds,
+            rpc_duration.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "goguard_config_reloads",
+            "Configuration reloads by result (ok or error)",
+            reloads.clone(),
+        );
+        let component_up = Family::<ComponentLabels, Gauge>::default();
+        registry.register(
+            "goguard_component_up",
+            "Whether each daemon component is running (1) or not (0)",
+            component_up.clone(),
+        );
+        let scrapes = Counter::default();
+        registry.register(
+            "goguard_metrics_scrapes",
+            "Scrapes of this endpoint",
+            scrapes.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector {
+            started,
+            started_unix,
+        }));
+
+        Metrics {
+            registry,
+            rpcs,
+            rpc_duration,
+            reloads,
+            component_up,
+            scrapes,
+        }
+    }
+
+    /// Records the outcome of one RPC.
+    pub fn observe_rpc(&self, method: &str, code: tonic::Code, seconds: f64) {
+        self.rpcs
+            .get_or_create(&RpcLabels {
+                method: method.to_owned(),
+                code: code_name(code).to_owned(),
+            })
+            .inc();
+        self.rpc_duration
+            .get_or_create(&MethodLabels {
+                method: method.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The registry as OpenMetrics text.
+    pub fn encode_openmetrics(&self) -> String {
+        self.scrapes.inc();
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The canonical gRPC name of a status code, as other gRPC servers label it.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Process metrics read from `/proc/self` at each scrape, under the
+/// conventional unprefixed `process_*` names.
+#[derive(Debug)]
+struct ProcessCollector {
+    started: Instant,
+    started_unix: f64,
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let uptime = ConstGauge::new(self.started.elapsed().as_secs_f64());
+        uptime.encode(encoder.encode_descriptor(
+            "goguard_uptime_seconds",
+            "Seconds since goguardd started",
+            None,
+            uptime.metric_type(),
+        )?)?;
+        let start = ConstGauge::new(self.started_unix);
+        start.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            None,
+            start.metric_type(),
+        )?)?;
+        if let Some(stat) = ProcStat::read() {
+            let rss = ConstGauge::new(stat.rss_bytes as i64);
+            rss.encode(encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                rss.metric_type(),
+            )?)?;
+            let vsz = ConstGauge::new(stat.vsize_bytes as i64);
+            vsz.encode(encoder.encode_descriptor(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                None,
+                vsz.metric_type(),
+            )?)?;
+            let cpu = ConstCounter::new(stat.cpu_seconds);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                cpu.metric_type(),
+            )?)?;
+            let threads = ConstGauge::new(stat.threads);
+            threads.encode(encoder.encode_descriptor(
+                "process_threads",
+                "Number of OS threads in the process",
+                None,
+                threads.metric_type(),
+            )?)?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let open = ConstGauge::new(fds.count() as i64);
+            open.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                open.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The few fields of `/proc/self/stat` the process metrics need.
+#[derive(Debug, PartialEq)]
+struct ProcStat {
+    cpu_seconds: f64,
+    threads: i64,
+    vsize_bytes: u64,
+    rss_bytes: u64,
+}
+
+impl ProcStat {
+    fn read() -> Option<ProcStat> {
+        let text = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        // SAFETY: as above.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        ProcStat::parse(&text, ticks.max(1) as f64, page.max(1) as u64)
+    }
+
+    /// Parses `/proc/PID/stat`; `comm` may contain spaces and parentheses, so
+    /// fields are counted from the last `)`.
+    fn parse(text: &str, ticks_per_sec: f64, page_size: u64) -> Option<ProcStat> {
+        let rest = &text[text.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // After comm: state is field 3, so field N is at index N - 3.
+        let field = |n: usize| f.get(n - 3).and_then(|s| s.parse::<u64>().ok());
+        let utime = field(14)?;
+        let stime = field(15)?;
+        Some(ProcStat {
+            cpu_seconds: (utime + stime) as f64 / ticks_per_sec,
+            threads: field(20)? as i64,
+            vsize_bytes: field(23)?,
+            rss_bytes: field(24)? * page_size,
+        })
+    }
+}
+
+/// Rewrites OpenMetrics text as Prometheus' classic text format 0.0.4:
+/// a counter family `x` whose samples are `x_total` is announced as
+/// `x_total`; an info family `x` becomes the gauge `x_info`; `# UNIT` and
+/// `# EOF` lines go.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut pending_help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            pending_help = Some((name, help));
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let (new_name, new_kind) = match kind {
+                "counter" => (format!("{name}_total"), "counter"),
+                "info" => (format!("{name}_info"), "gauge"),
+                "stateset" | "gaugehistogram" | "unknown" => (name.to_owned(), "untyped"),
+                other => (name.to_owned(), other),
+            };
+            if let Some((help_name, help)) = pending_help.take() {
+                if help_name == name {
+                    out.push_str(&format!("# HELP {new_name} {help}\n"));
+                }
+            }
+            out.push_str(&format!("# TYPE {new_name} {new_kind}\n"));
+            continue;
+        }
+        if let Some((name, help)) = pending_help.take() {
+            out.push_str(&format!("# HELP {name} {help}\n"));
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let metrics = metrics.clone();
+                async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(error = %e, "metrics: connection ended with an error");
+            }
+        });
+    }
+}
+
+fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, kind: &str, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", kind)
+            .body(Full::new(Bytes::from(body)))
+            .expect("static response parts are valid")
+    };
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "use GET\n".into(),
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let wants_openmetrics = req
+                .headers()
+                .get_all("accept")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let text = metrics.encode_openmetrics();
+            if wants_openmetrics {
+                reply(StatusCode::OK, OPENMETRICS, text)
+            } else {
+                reply(StatusCode::OK, CLASSIC, to_classic_text(&text))
+            }
+        }
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+    }
+}
+
+/// Binds the metrics address; the error names the address and what to do.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for metrics on {addr}: {e}; set daemon.metrics_listen to a free \
+             address, or \"\" to turn metrics off"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_renames_counters_and_info() {
+        let om = "# HELP goguard_build goguardd build information.\n\
+                  # TYPE goguard_build info\n\
+                  goguard_build_info{version=\"0.1.0\"} 1\n\
+                  # HELP goguard_rpc_requests gRPC calls.\n\
+                  # TYPE goguard_rpc_requests counter\n\
+                  goguard_rpc_requests_total{method=\"GetStatus\",code=\"Ok\"} 2\n\
+                  # HELP goguard_rpc_duration_seconds Latency.\n\
+                  # TYPE goguard_rpc_duration_seconds histogram\n\
+                  # UNIT goguard_rpc_duration_seconds seconds\n\
+                  goguard_rpc_duration_seconds_sum 0.5\n\
+                  # EOF\n";
+        let classic = to_classic_text(om);
+        assert_eq!(
+            classic,
+            "# HELP goguard_build_info goguardd build information.\n\
+             # TYPE goguard_build_info gauge\n\
+             goguard_build_info{version=\"0.1.0\"} 1\n\
+             # HELP goguard_rpc_requests_total gRPC calls.\n\
+             # TYPE goguard_rpc_requests_total counter\n\
+             goguard_rpc_requests_total{method=\"GetStatus\",code=\"Ok\"} 2\n\
+             # HELP goguard_rpc_duration_seconds Latency.\n\
+             # TYPE goguard_rpc_duration_seconds histogram\n\
+             goguard_rpc_duration_seconds_sum 0.5\n"
+        );
+    }
+
+    #[test]
+    fn proc_stat_parses_comm_with_spaces_and_parens() {
+        // Fields 14, 15 (utime, stime) = 250, 150; 20 threads = 7;
+        // 23 vsize = 4096000; 24 rss pages = 100.
+        let stat = "42 (go (x) d) S 1 42 42 0 -1 4194560 10 0 0 0 250 150 0 0 20 0 7 0 \
+                    1234 4096000 100 18446744073709551615";
+        let s = ProcStat::parse(stat, 100.0, 4096).unwrap();
+        assert_eq!(
+            s,
+            ProcStat {
+                cpu_seconds: 4.0,
+                threads: 7,
+                vsize_bytes: 4_096_000,
+                rss_bytes: 409_600
+            }
+        );
+        assert_eq!(ProcStat::parse("garbage", 100.0, 4096), None);
+    }
+
+    #[test]
+    fn registry_encodes_the_required_families() {
+        let m = Metrics::new(Instant::now(), 1.0);
+        m.observe_rpc("GetStatus", tonic::Code::Ok, 0.001);
+        let text = to_classic_text(&m.encode_openmetrics());
+        for needle in [
+            "goguard_build_info{",
+            "goguard_uptime_seconds ",
+            "goguard_rpc_requests_total{method=\"GetStatus\",code=\"OK\"} 1",
+            "process_resident_memory_bytes ",
+            "process_cpu_seconds_total ",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}

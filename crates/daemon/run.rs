@@ -1,0 +1,473 @@
+//! The supervisor: starts every task in order, tells systemd when the daemon
+//! serves, and handles SIGHUP (reload), SIGTERM/SIGINT (drain and stop) and
+//! the watchdog. If a task dies, the daemon stops with an error so systemd
+//! restarts it (Restart=on-failure).
+//!
+//! Start order: config → logging → state directory and instance lock →
+//! metrics → control socket → gRPC server → self-check over the socket →
+//! READY=1.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use goguard_layout::Mode;
+use goguard_proto::v1::go_guard_server::GoGuardServer;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::authz::{Authenticate, Authorizer};
+use crate::config::{self, Config, ConfigSource};
+use crate::daemon_state::{
+    CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory,
+};
+use crate::logging::LogControl;
+use crate::metrics::{self, Metrics};
+use crate::notify;
+use crate::service::GoGuardService;
+use crate::socket::{ControlSocket, SocketSpec};
+
+/// How goguardd was asked to start.
+pub struct StartOptions {
+    pub mode: Mode,
+    pub config_path: PathBuf,
+    /// True when the admin named the file: then it must exist.
+    pub config_required: bool,
+}
+
+/// Runs the daemon until it is told to stop. Errors are startup failures or
+/// a task that died; the caller prints them and exits non-zero.
+pub async fn run(
+    opts: StartOptions,
+    config: Config,
+    source: ConfigSource,
+    log: LogControl,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let euid = nix::unistd::geteuid().as_raw();
+    let env = goguard_layout::Env::from_process(euid);
+    let socket_path = match &config.daemon.socket.0 {
+        Some(p) => p.clone(),
+        None => goguard_layout::default_socket(opts.mode, &env)?,
+    };
+    let state_dir = match &config.daemon.state_dir.0 {
+        Some(p) => p.clone(),
+        None => goguard_layout::default_state_dir(opts.mode, &env)?,
+    };
+    let private_mode = if opts.mode == Mode::System {
+        0o750
+    } else {
+        0o700
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(private_mode)
+        .create(&state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let _lock = InstanceLock::take(&state_dir)?;
+
+    let authorizer = Authorizer::new(&config.daemon.admin_group.0);
+    if !authorizer.admin_group_exists() {
+        tracing::warn!(
+            group = authorizer.admin_group(),
+            "the admin group does not exist; only root is an admin (create it with systemd-sysusers or groupadd)"
+        );
+    }
+    let admin_gid = Authorizer::gid_of(authorizer.admin_group());
+    let authorizer = Arc::new(RwLock::new(authorizer));
+
+    let metrics = Arc::new(Metrics::new(started, started_unix));
+    let components = Components::new(metrics.clone());
+    components.set(
+        CONTROL_SOCKET,
+        ComponentState::Starting,
+        socket_path.display().to_string(),
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut metrics_task = MetricsTask::start(
+        config.daemon.metrics_address(opts.mode),
+        &metrics,
+        &components,
+    )
+    .await?;
+
+    let socket = ControlSocket::acquire(&SocketSpec {
+        path: &socket_path,
+        mode: config.daemon.socket_mode.0,
+        group: if opts.mode == Mode::System {
+            admin_gid
+        } else {
+            None
+        },
+        parent_mode: if opts.mode == Mode::System {
+            0o755
+        } else {
+            0o700
+        },
+    })?;
+    let check_path = if socket.activated {
+        socket
+            .listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned))
+            .unwrap_or_else(|| socket_path.clone())
+    } else {
+        socket_path.clone()
+    };
+
+    let state = Arc::new(DaemonState {
+        started,
+        started_unix,
+        mode: opts.mode,
+        source: RwLock::new(source),
+        config: RwLock::new(Arc::new(config)),
+        socket_path: socket_path.clone(),
+        socket_activated: socket.activated,
+        state_dir: state_dir.clone(),
+        metrics: metrics.clone(),
+        metrics_address: RwLock::new(metrics_task.addr),
+        authorizer: authorizer.clone(),
+        components,
+        reload: Mutex::new(ReloadHistory::default()),
+    });
+
+    let listener = clone_listener(&socket.listener)?;
+    let mut server = tokio::spawn(serve_grpc(listener, state.clone(), stop_rx.clone()));
+
+    wait_until_serving(&check_path).await?;
+    state.components.set(
+        CONTROL_SOCKET,
+        ComponentState::Running,
+        format!(
+            "{}{}",
+            socket_path.display(),
+            if socket.activated {
+                " (socket-activated)"
+            } else {
+                ""
+            }
+        ),
+    );
+    let summary = format!(
+        "serving on {} ({} mode){}",
+        socket_path.display(),
+        opts.mode.as_str(),
+        metrics_task
+            .addr
+            .map(|a| format!(", metrics on {a}"))
+            .unwrap_or_default()
+    );
+    tracing::info!(
+        socket = %socket_path.display(),
+        mode = opts.mode.as_str(),
+        state_dir = %state_dir.display(),
+        config = %state.source.read().expect("source lock").path.display(),
+        "goguardd is ready"
+    );
+    notify::ready(&summary);
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let watchdog = notify::watchdog_interval();
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notify::reloading();
+                match reload(&opts, &state, &mut metrics_task, &log).await {
+                    Ok(()) => notify::ready(&format!("{summary}; configuration reloaded")),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload failed; the previous configuration stays in force");
+                        notify::ready(&format!("reload failed, previous configuration kept: {e}"));
+                    }
+                }
+            }
+            _ = term.recv() => break Ok(()),
+            _ = int.recv() => break Ok(()),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            ended = &mut server => {
+                break match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server stopped unexpectedly")),
+                    Ok(Err(e)) => Err(e.context("the gRPC server failed")),
+                    Err(e) => Err(anyhow::anyhow!("the gRPC server task panicked: {e}")),
+                };
+            }
+        }
+    };
+
+    notify::stopping();
+    tracing::info!("stopping: draining in-flight calls");
+    let _ = stop_tx.send(true);
+    let drain = Duration::from_secs(state.config().daemon.drain_timeout_secs.0);
+    if !server.is_finished() {
+        match tokio::time::timeout(drain, &mut server).await {
+            Ok(_) => tracing::info!("all calls drained"),
+            Err(_) => {
+                tracing::warn!(
+                    seconds = drain.as_secs(),
+                    "drain timed out; closing the remaining connections"
+                );
+                server.abort();
+            }
+        }
+    }
+    metrics_task.stop();
+    socket.remove_if_ours();
+    outcome
+}
+
+/// A second handle on the listening socket for the server task; the
+/// supervisor keeps the original to remove the file at exit.
+fn clone_listener(listener: &tokio::net::UnixListener) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::fd::AsFd;
+    let fd = listener.as_fd().try_clone_to_owned()?;
+    let std_listener = std::os::unix::net::UnixListener::from(fd);
+    std_listener.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(std_listener)?)
+}
+
+async fn serve_grpc(
+    listener: tokio::net::UnixListener,
+    state: Arc<DaemonState>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<GoGuardServer<GoGuardService>>()
+        .await;
+    let service = GoGuardServer::with_interceptor(
+        GoGuardService {
+            state: state.clone(),
+        },
+        Authenticate {
+            authorizer: state.authorizer.clone(),
+        },
+    );
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+        health_reporter
+            .set_not_serving::<GoGuardServer<GoGuardService>>()
+            .await;
+    };
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(64)
+        .add_service(health)
+        .add_service(service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Connects to our own socket and waits for the health service to answer
+/// SERVING, so READY=1 means clients can be served.
+async fn wait_until_serving(path: &Path) -> anyhow::Result<()> {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let uri = format!("unix://{}", path.display());
+    let mut last_error = String::new();
+    while Instant::now() < deadline {
+        match tonic::transport::Endpoint::from_shared(uri.clone())?
+            .connect()
+            .await
+        {
+            Ok(channel) => {
+                let mut client = HealthClient::new(channel);
+                match client
+                    .check(HealthCheckRequest {
+                        service: "goguard.v1.GoGuard".into(),
+                    })
+                    .await
+                {
+                    Ok(r) if r.get_ref().status == ServingStatus::Serving as i32 => return Ok(()),
+                    Ok(r) => last_error = format!("health is {:?}", r.get_ref().status),
+                    Err(e) => last_error = e.to_string(),
+                }
+            }
+            Err(e) => last_error = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!(
+        "the control socket {} did not start serving: {last_error}",
+        path.display()
+    )
+}
+
+/// The HTTP metrics endpoint, restartable on reload.
+struct MetricsTask {
+    addr: Option<SocketAddr>,
+    configured: Option<SocketAddr>,
+    stop: Option<watch::Sender<bool>>,
+}
+
+impl MetricsTask {
+    async fn start(
+        listen: Option<SocketAddr>,
+        metrics: &Arc<Metrics>,
+        components: &Components,
+    ) -> anyhow::Result<MetricsTask> {
+        let Some(addr) = listen else {
+            components.set(
+                METRICS,
+                ComponentState::Disabled,
+                "daemon.metrics_listen is empty",
+            );
+            return Ok(MetricsTask {
+                addr: None,
+                configured: None,
+                stop: None,
+            });
+        };
+        let listener = metrics::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(metrics::serve(listener, metrics.clone(), rx));
+        components.set(
+            METRICS,
+            ComponentState::Running,
+            format!("http://{bound}/metrics"),
+        );
+        Ok(MetricsTask {
+            addr: Some(bound),
+            configured: Some(addr),
+            stop: Some(tx),
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+/// Re-reads the configuration and applies what can change live. On any
+/// error nothing is applied and the running configuration stays.
+async fn reload(
+    opts: &StartOptions,
+    state: &DaemonState,
+    metrics_task: &mut MetricsTask,
+    log: &LogControl,
+) -> anyhow::Result<()> {
+    let required = opts.config_required || state.source.read().expect("source lock").loaded;
+    let result = async {
+        let (new, source) = config::load(&opts.config_path, required)?;
+        let old = state.config();
+        let metrics_address = new.daemon.metrics_address(opts.mode);
+        if metrics_address != metrics_task.configured {
+            let replacement =
+                MetricsTask::start(metrics_address, &state.metrics, &state.components).await?;
+            metrics_task.stop();
+            *metrics_task = replacement;
+            *state.metrics_address.write().expect("metrics address lock") = metrics_task.addr;
+        }
+        for (what, changed) in [
+            ("daemon.socket", new.daemon.socket != old.daemon.socket),
+            (
+                "daemon.socket_mode",
+                new.daemon.socket_mode != old.daemon.socket_mode,
+            ),
+            (
+                "daemon.state_dir",
+                new.daemon.state_dir != old.daemon.state_dir,
+            ),
+        ] {
+            if changed {
+                tracing::warn!(
+                    setting = what,
+                    "this setting changes only when goguardd restarts"
+                );
+            }
+        }
+        if new.daemon.admin_group != old.daemon.admin_group {
+            *state.authorizer.write().expect("authorizer lock") =
+                Authorizer::new(&new.daemon.admin_group.0);
+        }
+        log.set_level(&new.daemon.log_level.0);
+        *state.source.write().expect("source lock") = source;
+        *state.config.write().expect("config lock") = Arc::new(new);
+        anyhow::Ok(())
+    }
+    .await;
+    let mut history = state.reload.lock().expect("reload lock poisoned");
+    let label = match &result {
+        Ok(()) => {
+            history.reloads += 1;
+            history.last_error = None;
+            tracing::info!(config = %opts.config_path.display(), "configuration reloaded");
+            "ok"
+        }
+        Err(e) => {
+            history.last_error = Some(format!("{e:#}"));
+            "error"
+        }
+    };
+    state
+        .metrics
+        .reloads
+        .get_or_create(&metrics::ResultLabels {
+            result: label.to_owned(),
+        })
+        .inc();
+    result
+}
+
+/// An exclusive lock on `goguardd.lock` in the state directory: one daemon
+/// per state directory. Released by the kernel when the process exits, even
+/// after kill -9.
+struct InstanceLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl InstanceLock {
+    fn take(state_dir: &Path) -> anyhow::Result<InstanceLock> {
+        use std::io::{Read, Seek, Write};
+        let path = state_dir.join("goguardd.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        let mut lock =
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let mut pid = String::new();
+                    let _ = file.read_to_string(&mut pid);
+                    bail!(
+                        "another goguardd (pid {}) is already running with the state directory {}; \
+                     stop it first (systemctl stop goguardd), or give this one another \
+                     daemon.state_dir",
+                        pid.trim(),
+                        state_dir.display()
+                    );
+                }
+                Err((_, e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
+                }
+            };
+        lock.set_len(0)?;
+        lock.rewind()?;
+        writeln!(lock, "{}", std::process::id())?;
+        Ok(InstanceLock { _lock: lock })
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;

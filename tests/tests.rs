@@ -1,0 +1,8 @@
+//! goguard's integration tests: one binary that starts the real `goguardd`
+//! and drives it with the real `goguardctl` (found through
+//! `CARGO_BIN_EXE_*`), on temp sockets and temp state directories.
+
+mod util;
+
+mod daemon;
+mod systemd_units;
