@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# goguard's whole test suite, from a fresh machine that has only the Rust
+# toolchain: installs the system packages (see packaging/deps.sh), then runs
+# formatting and lint checks, every unit and integration test, the parser
+# conformance suite and a bounded fuzz run. Run as root (CI does): the tests
+# use real xattrs, ACLs, chown, and clients run as other users.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. packaging/deps.sh
+
+goguard_install_packages test
+
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test (unit, integration, conformance)"
+cargo test --workspace --locked
+if [ -x crates/audit/fuzz/run.sh ]; then
+  step "fuzzing the audit parser for ${FUZZ_SECONDS:=60}s per target"
+  FUZZ_SECONDS=$FUZZ_SECONDS crates/audit/fuzz/run.sh
+fi
+step "all tests passed"
