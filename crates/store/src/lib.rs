@@ -1,0 +1,48 @@
+//! goguardd's state in an embedded SQLite database: denial alerts, the audit cursor, and
+//! the repair journal.
+//!
+//! The central promise: [`Store::record_batch`] counts a batch of denial observations and
+//! moves the audit cursor past them in one transaction, so a crash at any instant (even
+//! `kill -9` mid-commit) neither loses an event nor counts one twice. The
+//! `tests/crash.rs` test kills a writer process at random moments to hold it to that.
+//!
+//! This crate must never depend on the audit parser or any other goguard crate: it defines
+//! its own plain row types ([`DenialObservation`], [`AuditCursor`], ...) and the daemon maps
+//! parser values into them. It decides nothing about policy; it stores and returns.
+//!
+//! # Layout
+//! - [`error`]: [`StoreError`], with SQLite result codes classified into what an operator
+//!   can act on (disk full, read-only, corrupt, locked by another process).
+//! - `types`: the plain request and row types.
+//! - `store`: [`Store::open`]: file mode 0600, WAL, `synchronous`, busy timeout, migration
+//!   (and the durability reasoning).
+//! - `schema`: the migrations, an append-only list; `PRAGMA user_version` counts them.
+//! - `denials`: `record_batch`, `load_cursor`, listing with keyset pages, triage, retention.
+//! - `page_token`: opaque page tokens bound to their filter.
+//! - `journal`: the append-only repair journal.
+//!
+//! # Schema (version 1)
+//! - `denials(id, scontext, tcontext, tclass, permissions, target, comm, count, first_seen,
+//!   last_seen, last_event_id, last_raw, exe, go_related, status, fixed_by_repair →
+//!   journal.id, status_changed_at, updated_at)`, unique on the six key columns.
+//! - `audit_cursor(log_path PK, dev, ino, offset, last_event_id, updated_at)`.
+//! - `journal(id, at, path, root, kind, before, after, cause, requester_uid, dry_run)`.
+//!
+//! Times are unix seconds as `f64`: `first_seen`/`last_seen` come from audit event
+//! timestamps, `updated_at`/`status_changed_at` from the wall clock.
+
+mod denials;
+pub mod error;
+mod journal;
+mod page_token;
+mod schema;
+mod store;
+mod types;
+
+pub use error::{Result, StoreError};
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use store::{Store, StoreOptions, Synchronous};
+pub use types::{
+    AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry, JournalRow,
+    Page, PageRequest, RecordedDenial, RetentionOutcome, Status, StatusCounts, UnknownStatus,
+};
