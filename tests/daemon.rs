@@ -64,7 +64,7 @@ fn status_as_text_and_json() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["control-socket", "metrics"]);
+    assert_eq!(names, ["audit", "control-socket", "metrics", "store"]);
 
     // The socket has the configured mode.
     let meta = std::fs::symlink_metadata(sb.socket()).unwrap();
@@ -580,7 +580,12 @@ fn socket_activation_is_accepted() {
     daemon.wait_ready(&sb.socket());
     let j = status_json(&sb.socket());
     assert_eq!(j["socket_activated"], true);
-    let detail = j["components"][0]["detail"].as_str().unwrap().to_owned();
+    let socket = j["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "control-socket");
+    let detail = socket.unwrap()["detail"].as_str().unwrap().to_owned();
     assert!(detail.ends_with("(socket-activated)"), "{detail}");
     daemon.signal(Signal::SIGTERM);
     daemon.wait_exit(Duration::from_secs(20));

@@ -4,5 +4,6 @@
 
 mod util;
 
+mod audit;
 mod daemon;
 mod systemd_units;

@@ -51,10 +51,17 @@ impl Sandbox {
     }
 
     /// Writes a config whose `[daemon]` table points into the sandbox, plus
-    /// `daemon_extra` lines inside `[daemon]`.
+    /// `daemon_extra` lines inside `[daemon]` (which may open later tables).
+    /// The audit follower is off unless `daemon_extra` configures `[audit]`,
+    /// so tests never read the host's audit log.
     pub fn write_config(&self, daemon_extra: &str) {
+        let audit = if daemon_extra.contains("[audit]") {
+            ""
+        } else {
+            "[audit]\nenabled = false\n"
+        };
         let text = format!(
-            "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{daemon_extra}\n",
+            "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{daemon_extra}\n{audit}",
             self.socket().display(),
             self.state_dir().display()
         );

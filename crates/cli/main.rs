@@ -1,16 +1,20 @@
 //! goguardctl: the command-line client of goguardd.
 //!
 //! Layout (crates/cli/): `client` finds and connects to the daemon's socket;
-//! `render` holds tables and colour; one module per command (`status`).
-//! Offline commands (`completions`, `man`) need no daemon.
+//! `render` holds tables and colour, `timefmt` times; one module per command
+//! (`status`, `denials` with `watch`, `explain`). Offline commands
+//! (`explain`, `completions`, `man`) need no daemon.
 //!
 //! Exit codes: 0 success (healthy); 1 the command worked but found a problem
 //! (a degraded daemon, later: something left unrepaired); 2 an error: the
 //! daemon unreachable, a refusal, bad arguments.
 
 mod client;
+mod denials;
+mod explain;
 mod render;
 mod status;
+mod timefmt;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,6 +52,50 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the go-related SELinux denials goguardd has seen, newest first.
+    Denials {
+        /// Only denials seen since: 10m, 2h, 3d, unix seconds or 2026-11-29T06:00:00Z.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only this command (exact: go, compile, link, ...).
+        #[arg(long)]
+        comm: Option<String>,
+        /// Only targets at or beneath this path.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
+        /// Only this status: new, fixed, acknowledged or ignored.
+        #[arg(long, value_parser = denials::parse_status)]
+        status: Option<goguard_proto::v1::DenialStatus>,
+        /// At most this many denials (0 = all).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print goguardd's events as they happen (one line each; Ctrl-C stops).
+    Watch {
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain the go-related SELinux denials in an audit log, offline (no
+    /// daemon needed). Exit 0: none found; 1: some found; 2: error.
+    Explain {
+        /// Include denials that are not go-related.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per AVC/USER_AVC record.
+        #[arg(long)]
+        json: bool,
+        /// Process names that count as Go tools (repeatable; default: go,
+        /// compile, link, asm, cgo, vet, cover, buildid, pack, gofmt, gopls, *.test).
+        #[arg(long = "tool", value_name = "NAME")]
+        tools: Vec<String>,
+        /// The audit log; `-` reads standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -81,6 +129,181 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Status { json } => run_async(status(cli.socket, json, style)),
+        Command::Denials {
+            since,
+            comm,
+            path,
+            status,
+            limit,
+            json,
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let since_unix = match since.as_deref().map(|s| timefmt::parse_since(s, now)) {
+                None => 0.0,
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    eprintln!("goguardctl: --since: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let request = goguard_proto::v1::ListDenialsRequest {
+                since_unix,
+                comm: comm.unwrap_or_default(),
+                path_prefix: path.unwrap_or_default(),
+                status: status.map(|s| s as i32).unwrap_or(0),
+                page_size: 0,
+                page_token: String::new(),
+            };
+            run_async(list_denials(cli.socket, request, limit, json, style))
+        }
+        Command::Watch { json } => run_async(watch(cli.socket, json, style)),
+        Command::Explain {
+            all,
+            json,
+            tools,
+            file,
+        } => explain_file(&file, all, json, tools, &style),
+    }
+}
+
+fn explain_file(
+    file: &std::path::Path,
+    all: bool,
+    json: bool,
+    tools: Vec<String>,
+    style: &render::Style,
+) -> ExitCode {
+    let bytes = match explain::read_input(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "goguardctl: cannot read {}: {e}{}",
+                file.display(),
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (the audit log is readable by root only: use sudo)"
+                } else {
+                    ""
+                }
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let tools = if tools.is_empty() {
+        goguard_audit::GoTools::default()
+    } else {
+        goguard_audit::GoTools::new(tools)
+    };
+    let x = explain::analyze(&bytes, &tools);
+    let text = if json {
+        explain::render_json(&x, all)
+    } else {
+        explain::render_text(&x, all, style)
+    };
+    if std::io::stdout().write_all(text.as_bytes()).is_err() {
+        return ExitCode::from(2);
+    }
+    if explain::go_related_denials(&x) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn list_denials(
+    socket: Option<PathBuf>,
+    mut request: goguard_proto::v1::ListDenialsRequest,
+    limit: usize,
+    json: bool,
+    style: render::Style,
+) -> ExitCode {
+    let (mut client, _) = match client::connect(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("goguardctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut all = Vec::new();
+    loop {
+        let want = if limit == 0 {
+            1000
+        } else {
+            (limit - all.len()).min(1000)
+        };
+        request.page_size = want as u32;
+        let page = match client.list_denials(request.clone()).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return rpc_failed("listing denials", &s),
+        };
+        all.extend(page.denials);
+        if page.next_page_token.is_empty() || (limit != 0 && all.len() >= limit) {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    let text = if json {
+        let rows: Vec<denials::DenialJson> = all.iter().map(denials::DenialJson::from_pb).collect();
+        serde_json::to_string_pretty(&rows).expect("denials serialize") + "\n"
+    } else {
+        denials::render_table(&all, &style)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+async fn watch(socket: Option<PathBuf>, json: bool, style: render::Style) -> ExitCode {
+    use tokio_stream::StreamExt;
+    let (mut client, path) = match client::connect(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("goguardctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut stream = match client
+        .watch_events(goguard_proto::v1::WatchEventsRequest {})
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => return rpc_failed("watching events", &s),
+    };
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("watching {} (Ctrl-C to stop)", path.display());
+    }
+    let mut stdout = std::io::stdout();
+    loop {
+        let next = tokio::select! {
+            n = stream.next() => n,
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        };
+        match next {
+            Some(Ok(event)) => {
+                let line = if json {
+                    denials::event_json(&event)
+                        .map(|e| serde_json::to_string(&e).expect("event serializes"))
+                } else {
+                    denials::render_event(&event, &style)
+                };
+                if let Some(line) = line {
+                    if writeln!(stdout, "{line}")
+                        .and_then(|_| stdout.flush())
+                        .is_err()
+                    {
+                        return ExitCode::SUCCESS; // the reader went away (a closed pipe)
+                    }
+                }
+            }
+            Some(Err(s)) => return rpc_failed("watching events", &s),
+            None => {
+                eprintln!(
+                    "goguardctl: goguardd closed the event stream (it is stopping or restarting)"
+                );
+                return ExitCode::from(2);
+            }
+        }
     }
 }
 

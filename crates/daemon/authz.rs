@@ -3,8 +3,9 @@
 //! Every gRPC call carries the caller's `SO_PEERCRED` (uid, gid, pid), read by
 //! tonic from the Unix socket. The interceptor in this module turns it into a
 //! [`Caller`] with a [`Role`] and puts it in the request's extensions; a call
-//! without peer credentials is refused. uid 0 and members of
-//! `daemon.admin_group` are admins; anyone else is an ordinary user. Calls
+//! without peer credentials is refused. uid 0, the daemon's own user and
+//! members of `daemon.admin_group` are admins; anyone else is an ordinary
+//! user. Calls
 //! that need more than "any local user" check the role themselves.
 //!
 //! Group membership is looked up per call (NSS, like `id`), so adding a user
@@ -35,6 +36,8 @@ pub struct Caller {
 /// Decides roles. Rebuilt on reload when `admin_group` changes.
 #[derive(Debug, Clone)]
 pub struct Authorizer {
+    /// The daemon's own euid: in user mode its owner administers it.
+    owner_uid: u32,
     admin_group: String,
     /// The group's gid, when the group exists on this host.
     admin_gid: Option<Gid>,
@@ -44,6 +47,7 @@ impl Authorizer {
     pub fn new(admin_group: &str) -> Authorizer {
         let admin_gid = Group::from_name(admin_group).ok().flatten().map(|g| g.gid);
         Authorizer {
+            owner_uid: nix::unistd::geteuid().as_raw(),
             admin_group: admin_group.to_owned(),
             admin_gid,
         }
@@ -63,8 +67,10 @@ impl Authorizer {
         self.admin_gid.is_some()
     }
 
+    /// The role of a caller: admin for uid 0, the daemon's own user (a
+    /// per-user daemon belongs to its user) and members of the admin group.
     pub fn role(&self, uid: u32, gid: u32) -> Role {
-        if uid == 0 {
+        if uid == 0 || uid == self.owner_uid {
             return Role::Admin;
         }
         let Some(admin) = self.admin_gid else {
@@ -121,6 +127,17 @@ impl tonic::service::Interceptor for Authenticate {
     }
 }
 
+/// Refuses callers who are not admins, saying who may ask.
+pub fn require_admin(caller: &Caller, what: &str) -> Result<(), Status> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        Role::User => Err(Status::permission_denied(format!(
+            "{what} is for admins (uid 0 or members of the daemon's admin group); uid {} is not one",
+            caller.uid
+        ))),
+    }
+}
+
 /// The caller the interceptor attached; absent only if the service was built
 /// without it, which is a programming error reported as INTERNAL.
 pub fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
@@ -139,7 +156,10 @@ mod tests {
         let a = Authorizer::new("no-such-group-goguard-test");
         assert!(!a.admin_group_exists());
         assert_eq!(a.role(0, 0), Role::Admin);
-        assert_eq!(a.role(1000, 1000), Role::User);
+        let me = nix::unistd::geteuid().as_raw();
+        assert_eq!(a.role(me, 4242), Role::Admin, "the daemon's own user");
+        let other = if me == 4243 { 4244 } else { 4243 };
+        assert_eq!(a.role(other, 4243), Role::User);
     }
 
     #[test]
@@ -147,7 +167,12 @@ mod tests {
         // "root" exists everywhere with gid 0: a caller whose gid is 0 counts.
         let a = Authorizer::new("root");
         assert!(a.admin_group_exists());
-        assert_eq!(a.role(4242, 0), Role::Admin);
-        assert_eq!(a.role(4242, 4242), Role::User);
+        let other = if nix::unistd::geteuid().as_raw() == 4242 {
+            4245
+        } else {
+            4242
+        };
+        assert_eq!(a.role(other, 0), Role::Admin);
+        assert_eq!(a.role(other, 4242), Role::User);
     }
 }

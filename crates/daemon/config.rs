@@ -16,7 +16,53 @@ use serde::{Deserialize, Deserializer};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub daemon: DaemonConfig,
+    pub audit: AuditConfig,
 }
+
+/// `[audit]`: following the audit log for go-related SELinux denials.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Follow the audit log. Unset: on in system mode, off in user mode
+    /// (the audit log is readable by root only).
+    pub enabled: Option<bool>,
+    /// The log auditd writes.
+    pub log: AbsPath,
+    /// Process names (comm or the exe's file name) that are Go tools; `*.test`
+    /// matches test binaries. Executables under a GOROOT's `pkg/tool/` always count.
+    pub go_tools: GoTools,
+    /// How long an event whose records have not ended (no EOE) waits for more.
+    pub event_timeout_ms: Bounded<100, 60_000>,
+    /// Denials not seen for this many days are forgotten; 0 keeps them.
+    pub retention_days: Bounded<0, 36_500>,
+    /// At most this many denials are kept (the oldest go first); 0 = no cap.
+    pub max_denials: Bounded<0, 100_000_000>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: None,
+            log: AbsPath(PathBuf::from("/var/log/audit/audit.log")),
+            go_tools: GoTools(DEFAULT_GO_TOOLS.iter().map(|s| s.to_string()).collect()),
+            event_timeout_ms: Bounded(2000),
+            retention_days: Bounded(90),
+            max_denials: Bounded(100_000),
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn enabled_in(&self, mode: goguard_layout::Mode) -> bool {
+        self.enabled.unwrap_or(mode == goguard_layout::Mode::System)
+    }
+}
+
+/// The Go toolchain's process names, as they appear in AVC `comm=` fields.
+pub const DEFAULT_GO_TOOLS: &[&str] = &[
+    "go", "compile", "link", "asm", "cgo", "vet", "cover", "buildid", "pack", "gofmt", "gopls",
+    "*.test",
+];
 
 /// `[daemon]`: the control socket, state, metrics and logging.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -148,6 +194,57 @@ fn line_col(text: &str, at: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let col = text[line_start..at].chars().count() + 1;
     (line, col)
+}
+
+/// An absolute path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbsPath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for AbsPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match OptionalAbsPath::deserialize(d)?.0 {
+            Some(p) => Ok(AbsPath(p)),
+            None => Err(serde::de::Error::custom(
+                "an absolute path is required here",
+            )),
+        }
+    }
+}
+
+/// An integer within `MIN..=MAX`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounded<const MIN: u64, const MAX: u64>(pub u64);
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n < MIN as i64 || n as u64 > MAX {
+            return Err(serde::de::Error::custom(format!(
+                "must be between {MIN} and {MAX}, not {n}"
+            )));
+        }
+        Ok(Bounded(n as u64))
+    }
+}
+
+/// Go tool names: plain names (`go`, `compile`) or `*.suffix` patterns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoTools(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for GoTools {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        for n in &names {
+            let body = n.strip_prefix('*').unwrap_or(n);
+            if body.is_empty() || body.contains(['/', '*', '\0']) || n.len() > 255 {
+                return Err(serde::de::Error::custom(format!(
+                    "{n:?} is not a tool name: write a process name such as \"compile\" or a \
+                     suffix pattern such as \"*.test\""
+                )));
+            }
+        }
+        Ok(GoTools(names))
+    }
 }
 
 /// An absolute path, or empty for "the mode's default".

@@ -33,6 +33,8 @@ pub struct ComponentStatus {
 /// Names of the components, in the order status lists them.
 pub const CONTROL_SOCKET: &str = "control-socket";
 pub const METRICS: &str = "metrics";
+pub const AUDIT: &str = "audit";
+pub const STORE: &str = "store";
 
 /// Component states, mirrored into the `goguard_component_up` gauge.
 pub struct Components {
@@ -91,6 +93,11 @@ pub struct DaemonState {
     pub authorizer: Arc<RwLock<Authorizer>>,
     pub components: Components,
     pub reload: Mutex<ReloadHistory>,
+    /// The SQLite store; calls lock it briefly (SQLite work is short).
+    pub store: Arc<Mutex<goguard_store::Store>>,
+    /// Live events for WatchEvents subscribers; bounded, slow readers lose
+    /// the oldest and are told how many.
+    pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,
 }
 
 impl DaemonState {

@@ -2,6 +2,8 @@
 //!
 //! Layout of the daemon's sources (crates/daemon/):
 //! - `config`: the TOML configuration, validated with line and column errors;
+//! - `audit_task`: follows the audit log into the store (`audit_resume`
+//!   keeps the crash-safe resume point);
 //! - `run`: the supervisor (start order, signals, reload, drain, watchdog);
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles;
@@ -13,6 +15,8 @@
 //! Exit codes: 0 after a clean stop or a valid `--check-config`; 1 on a
 //! startup failure, an invalid configuration or a task that died.
 
+mod audit_resume;
+mod audit_task;
 mod authz;
 mod config;
 mod daemon_state;

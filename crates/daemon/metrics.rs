@@ -47,6 +47,102 @@ pub struct ComponentLabels {
     pub component: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    pub tclass: String,
+    pub permission: String,
+    /// A Go tool's name, `*.test`, or `other`: bounded by the tool list.
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// The audit follower's metrics.
+#[derive(Default)]
+pub struct AuditMetrics {
+    pub lines: Counter,
+    pub bytes: Counter,
+    pub events: Counter,
+    pub avc_records: Counter,
+    pub denials: Family<DenialLabels, Counter>,
+    pub parse_errors: Family<KindLabels, Counter>,
+    pub log_events: Family<KindLabels, Counter>,
+    pub store_errors: Counter,
+    pub lag_bytes: Gauge,
+    pub last_event_time: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub pending_events: Gauge,
+    pub watch_dropped: Counter,
+}
+
+impl AuditMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "goguard_audit_lines",
+            "Audit log lines read",
+            self.lines.clone(),
+        );
+        r.register(
+            "goguard_audit_bytes",
+            "Audit log bytes read",
+            self.bytes.clone(),
+        );
+        r.register(
+            "goguard_audit_events",
+            "Audit events assembled",
+            self.events.clone(),
+        );
+        r.register(
+            "goguard_audit_avc_records",
+            "AVC and USER_AVC records seen",
+            self.avc_records.clone(),
+        );
+        r.register(
+            "goguard_audit_denials",
+            "Go-related SELinux denials by class, permission and command",
+            self.denials.clone(),
+        );
+        r.register(
+            "goguard_audit_parse_errors",
+            "Malformed audit lines skipped, by kind",
+            self.parse_errors.clone(),
+        );
+        r.register(
+            "goguard_audit_log_events",
+            "Rotations, truncations and other happenings of the audit log, by kind",
+            self.log_events.clone(),
+        );
+        r.register(
+            "goguard_audit_store_errors",
+            "Batches the store refused (retried)",
+            self.store_errors.clone(),
+        );
+        r.register_with_unit(
+            "goguard_audit_lag",
+            "Bytes of the audit log not yet read",
+            Unit::Bytes,
+            self.lag_bytes.clone(),
+        );
+        r.register(
+            "goguard_audit_last_event_timestamp_seconds",
+            "Time stamp of the last audit event read (unix seconds)",
+            self.last_event_time.clone(),
+        );
+        r.register(
+            "goguard_audit_pending_events",
+            "Audit events waiting for their last record",
+            self.pending_events.clone(),
+        );
+        r.register(
+            "goguard_watch_events_dropped",
+            "Events a slow WatchEvents client missed",
+            self.watch_dropped.clone(),
+        );
+    }
+}
+
 /// Every metric goguardd exports, with the registry that encodes them.
 pub struct Metrics {
     pub registry: Registry,
@@ -56,6 +152,7 @@ pub struct Metrics {
     /// 1 when a component is running, 0 otherwise.
     pub component_up: Family<ComponentLabels, Gauge>,
     pub scrapes: Counter,
+    pub audit: AuditMetrics,
 }
 
 impl Metrics {
@@ -104,6 +201,8 @@ impl Metrics {
             started,
             started_unix,
         }));
+        let audit = AuditMetrics::default();
+        audit.register(&mut registry);
 
         Metrics {
             registry,
@@ -112,6 +211,7 @@ impl Metrics {
             reloads,
             component_up,
             scrapes,
+            audit,
         }
     }
 

@@ -21,10 +21,11 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 
+use crate::audit_task;
 use crate::authz::{Authenticate, Authorizer};
 use crate::config::{self, Config, ConfigSource};
 use crate::daemon_state::{
-    CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory,
+    AUDIT, CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory, STORE,
 };
 use crate::logging::LogControl;
 use crate::metrics::{self, Metrics};
@@ -93,6 +94,12 @@ pub async fn run(
         socket_path.display().to_string(),
     );
 
+    let store_path = state_dir.join("goguard.db");
+    let store = goguard_store::Store::open(&store_path)
+        .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let store = Arc::new(Mutex::new(store));
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut metrics_task = MetricsTask::start(
         config.daemon.metrics_address(opts.mode),
@@ -140,10 +147,47 @@ pub async fn run(
         authorizer: authorizer.clone(),
         components,
         reload: Mutex::new(ReloadHistory::default()),
+        store: store.clone(),
+        events,
     });
+    state.components.set(
+        STORE,
+        ComponentState::Running,
+        store_path.display().to_string(),
+    );
 
     let listener = clone_listener(&socket.listener)?;
     let mut server = tokio::spawn(serve_grpc(listener, state.clone(), stop_rx.clone()));
+    let audit_config = state.config().audit.clone();
+    let mut audit = if audit_config.enabled_in(opts.mode) {
+        state.components.set(
+            AUDIT,
+            ComponentState::Starting,
+            audit_config.log.0.display().to_string(),
+        );
+        let settings = audit_task::AuditSettings {
+            log: audit_config.log.0.clone(),
+            go_tools: audit_config.go_tools.0.clone(),
+            event_timeout: Duration::from_millis(audit_config.event_timeout_ms.0),
+        };
+        Some(tokio::spawn(audit_task::run(
+            settings,
+            store.clone(),
+            state.clone(),
+            state.events.clone(),
+            stop_rx.clone(),
+        )))
+    } else {
+        state.components.set(
+            AUDIT,
+            ComponentState::Disabled,
+            "audit.enabled is off (the default in user mode)",
+        );
+        None
+    };
+    // Retention runs an hour after start, then hourly.
+    let hour = Duration::from_secs(3600);
+    let mut retention_tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
 
     wait_until_serving(&check_path).await?;
     state.components.set(
@@ -198,6 +242,15 @@ pub async fn run(
             _ = term.recv() => break Ok(()),
             _ = int.recv() => break Ok(()),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+            _ = retention_tick.tick() => apply_retention(&state).await,
+            ended = async { audit.as_mut().expect("guarded").await }, if audit.is_some() => {
+                audit = None;
+                break match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the audit follower stopped unexpectedly")),
+                    Ok(Err(e)) => Err(e.context("the audit follower failed")),
+                    Err(e) => Err(anyhow::anyhow!("the audit follower task panicked: {e}")),
+                };
+            }
             ended = &mut server => {
                 break match ended {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the gRPC server stopped unexpectedly")),
@@ -224,9 +277,39 @@ pub async fn run(
             }
         }
     }
+    if let Some(audit) = audit {
+        let _ = tokio::time::timeout(Duration::from_secs(5), audit).await;
+    }
     metrics_task.stop();
     socket.remove_if_ours();
     outcome
+}
+
+/// Forgets old denials as `[audit]` retention says, hourly.
+async fn apply_retention(state: &Arc<DaemonState>) {
+    let audit = state.config().audit.clone();
+    let max_age = (audit.retention_days.0 > 0).then_some(audit.retention_days.0 as f64 * 86_400.0);
+    let max_rows = (audit.max_denials.0 > 0).then_some(audit.max_denials.0);
+    let store = state.store.clone();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let result = tokio::task::spawn_blocking(move || {
+        store
+            .lock()
+            .expect("store lock")
+            .apply_retention(now, max_age, max_rows)
+    })
+    .await;
+    match result {
+        Ok(Ok(outcome)) if outcome.removed > 0 => {
+            tracing::info!(removed = outcome.removed, "forgot old denials (retention)")
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+        Err(e) => tracing::warn!(error = %e, "retention task failed"),
+    }
 }
 
 /// A second handle on the listening socket for the server task; the

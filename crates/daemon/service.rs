@@ -13,6 +13,11 @@ use goguard_proto::v1::go_guard_server::GoGuard;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
+use std::pin::Pin;
+
+use goguard_store::{DenialFilter, DenialRow, PageRequest, Status as DenialStatus, StoreError};
+use tokio_stream::Stream;
+
 use crate::authz::{self, Role};
 use crate::daemon_state::{ComponentState, DaemonState};
 
@@ -44,8 +49,77 @@ impl GoGuardService {
     }
 }
 
+/// The WatchEvents stream type.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl GoGuard for GoGuardService {
+    type WatchEventsStream = EventStream;
+
+    async fn list_denials(
+        &self,
+        request: Request<pb::ListDenialsRequest>,
+    ) -> Result<Response<pb::ListDenialsResponse>, Status> {
+        self.observe("ListDenials", async {
+            let caller = authz::caller(&request)?;
+            authz::require_admin(&caller, "listing denials")?;
+            let r = request.into_inner();
+            let filter = denial_filter(&r)?;
+            let page = PageRequest {
+                page_size: r.page_size,
+                page_token: (!r.page_token.is_empty()).then_some(r.page_token),
+            };
+            let store = self.state.store.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                store
+                    .lock()
+                    .expect("store lock")
+                    .list_denials(&filter, &page)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+            Ok(Response::new(pb::ListDenialsResponse {
+                denials: result.items.iter().map(denial_to_pb).collect(),
+                next_page_token: result.next_page_token.unwrap_or_default(),
+            }))
+        })
+        .await
+    }
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        self.observe("WatchEvents", async {
+            let caller = authz::caller(&request)?;
+            authz::require_admin(&caller, "watching events")?;
+            let mut rx = self.state.events.subscribe();
+            let dropped = self.state.metrics.audit.watch_dropped.clone();
+            let stream = async_stream(move |tx| async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => {
+                            if tx.send(Ok(event)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            dropped.inc_by(n);
+                            tracing::warn!(
+                                missed = n,
+                                "a WatchEvents client is too slow; events dropped for it"
+                            );
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+            Ok(Response::new(stream))
+        })
+        .await
+    }
+
     async fn get_status(
         &self,
         request: Request<pb::GetStatusRequest>,
@@ -115,5 +189,92 @@ fn status_response(state: &DaemonState, caller: authz::Caller) -> pb::GetStatusR
         last_reload_error: reload.last_error.unwrap_or_default(),
         socket_activated: state.socket_activated,
         admin_group,
+    }
+}
+
+/// A stream fed by a task through a small bounded channel; the task ends
+/// when the client goes away.
+fn async_stream<F, Fut>(body: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::Event, Status>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(body(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+fn denial_filter(r: &pb::ListDenialsRequest) -> Result<DenialFilter, Status> {
+    if !r.since_unix.is_finite() || r.since_unix < 0.0 {
+        return Err(Status::invalid_argument(
+            "since_unix must be a time after 1970",
+        ));
+    }
+    if !r.path_prefix.is_empty() && !r.path_prefix.starts_with('/') {
+        return Err(Status::invalid_argument(format!(
+            "path_prefix {:?} must be an absolute path",
+            r.path_prefix
+        )));
+    }
+    let status = match pb::DenialStatus::try_from(r.status) {
+        Ok(pb::DenialStatus::Unspecified) => None,
+        Ok(pb::DenialStatus::New) => Some(DenialStatus::New),
+        Ok(pb::DenialStatus::Fixed) => Some(DenialStatus::Fixed),
+        Ok(pb::DenialStatus::Acknowledged) => Some(DenialStatus::Acknowledged),
+        Ok(pb::DenialStatus::Ignored) => Some(DenialStatus::Ignored),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown status {}",
+                r.status
+            )));
+        }
+    };
+    Ok(DenialFilter {
+        since: (r.since_unix > 0.0).then_some(r.since_unix),
+        comm: (!r.comm.is_empty()).then(|| r.comm.clone()),
+        path_prefix: (!r.path_prefix.is_empty()).then(|| r.path_prefix.clone()),
+        status,
+        go_related_only: false,
+    })
+}
+
+/// The one place store errors become gRPC statuses.
+fn store_status(e: StoreError) -> Status {
+    if e.is_caller_error() {
+        Status::invalid_argument(e.to_string())
+    } else {
+        tracing::error!(error = %e, "store error");
+        Status::unavailable(format!("the store failed: {e}"))
+    }
+}
+
+pub fn denial_to_pb(row: &DenialRow) -> pb::Denial {
+    pb::Denial {
+        id: row.id,
+        scontext: row.key.scontext.clone(),
+        tcontext: row.key.tcontext.clone(),
+        tclass: row.key.tclass.clone(),
+        permissions: row
+            .key
+            .permissions
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        target: row.key.target.clone(),
+        comm: row.key.comm.clone(),
+        exe: row.exe.clone().unwrap_or_default(),
+        count: row.count,
+        first_seen_unix: row.first_seen,
+        last_seen_unix: row.last_seen,
+        status: match row.status {
+            DenialStatus::New => pb::DenialStatus::New,
+            DenialStatus::Fixed => pb::DenialStatus::Fixed,
+            DenialStatus::Acknowledged => pb::DenialStatus::Acknowledged,
+            DenialStatus::Ignored => pb::DenialStatus::Ignored,
+        } as i32,
+        go_related: row.go_related,
+        last_event_id: row.last_event_id.clone(),
+        last_raw: row.last_raw.clone(),
+        fixed_by_repair: row.fixed_by_repair.unwrap_or(0),
     }
 }

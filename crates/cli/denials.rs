@@ -1,0 +1,195 @@
+//! `goguardctl denials` and `goguardctl watch`: the daemon's remembered
+//! denials as a table or JSON, and its live event stream as lines or JSON
+//! lines. Rendering only; filtering and paging happen in the daemon.
+
+use goguard_proto::v1 as pb;
+use serde::Serialize;
+
+use crate::render::{Style, Table};
+use crate::timefmt;
+
+/// The JSON shape of one denial (`denials --json`, `watch --json`).
+#[derive(Debug, Serialize)]
+pub struct DenialJson {
+    pub id: i64,
+    pub count: u64,
+    pub first_seen_unix: f64,
+    pub last_seen_unix: f64,
+    pub status: &'static str,
+    pub comm: String,
+    pub exe: String,
+    pub permissions: Vec<String>,
+    pub tclass: String,
+    pub target: String,
+    pub scontext: String,
+    pub tcontext: String,
+    pub go_related: bool,
+    pub last_event_id: String,
+    pub fixed_by_repair: Option<i64>,
+    pub last_raw: String,
+}
+
+pub fn status_name(s: i32) -> &'static str {
+    match pb::DenialStatus::try_from(s) {
+        Ok(pb::DenialStatus::New) => "new",
+        Ok(pb::DenialStatus::Fixed) => "fixed",
+        Ok(pb::DenialStatus::Acknowledged) => "acknowledged",
+        Ok(pb::DenialStatus::Ignored) => "ignored",
+        _ => "unknown",
+    }
+}
+
+pub fn parse_status(s: &str) -> Result<pb::DenialStatus, String> {
+    match s {
+        "new" => Ok(pb::DenialStatus::New),
+        "fixed" => Ok(pb::DenialStatus::Fixed),
+        "acknowledged" => Ok(pb::DenialStatus::Acknowledged),
+        "ignored" => Ok(pb::DenialStatus::Ignored),
+        _ => Err(format!(
+            "{s:?} is not a status: use new, fixed, acknowledged or ignored"
+        )),
+    }
+}
+
+impl DenialJson {
+    pub fn from_pb(d: &pb::Denial) -> DenialJson {
+        DenialJson {
+            id: d.id,
+            count: d.count,
+            first_seen_unix: d.first_seen_unix,
+            last_seen_unix: d.last_seen_unix,
+            status: status_name(d.status),
+            comm: d.comm.clone(),
+            exe: d.exe.clone(),
+            permissions: d.permissions.clone(),
+            tclass: d.tclass.clone(),
+            target: d.target.clone(),
+            scontext: d.scontext.clone(),
+            tcontext: d.tcontext.clone(),
+            go_related: d.go_related,
+            last_event_id: d.last_event_id.clone(),
+            fixed_by_repair: (d.fixed_by_repair != 0).then_some(d.fixed_by_repair),
+            last_raw: d.last_raw.clone(),
+        }
+    }
+}
+
+/// The SELinux type of a context (`system_u:object_r:cache_home_t:s0` →
+/// `cache_home_t`), or the whole string if it has no type field.
+pub fn selinux_type(context: &str) -> &str {
+    context.split(':').nth(2).unwrap_or(context)
+}
+
+fn perms(p: &[String]) -> String {
+    format!("{{ {} }}", p.join(" "))
+}
+
+pub fn render_table(denials: &[pb::Denial], style: &Style) -> String {
+    if denials.is_empty() {
+        return "no denials match\n".to_owned();
+    }
+    let mut t = Table::new(&[
+        "LAST SEEN (UTC)",
+        "COUNT",
+        "STATUS",
+        "COMM",
+        "DENIED",
+        "CLASS",
+        "SOURCE → TARGET TYPE",
+        "TARGET",
+    ]);
+    for d in denials {
+        let status = status_name(d.status);
+        let painted = match status {
+            "new" => style.warn(status),
+            "fixed" => style.good(status),
+            _ => style.dim(status),
+        };
+        let types = format!(
+            "{} → {}",
+            selinux_type(&d.scontext),
+            selinux_type(&d.tcontext)
+        );
+        let cells = [
+            timefmt::utc(d.last_seen_unix),
+            d.count.to_string(),
+            status.to_owned(),
+            d.comm.clone(),
+            perms(&d.permissions),
+            d.tclass.clone(),
+            types,
+            d.target.clone(),
+        ];
+        let mut row: Vec<(String, String)> = cells.iter().map(|c| (c.clone(), c.clone())).collect();
+        row[2].1 = painted;
+        t.row(row);
+    }
+    t.render(style)
+}
+
+/// One line per live event.
+pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
+    match &e.payload {
+        Some(pb::event::Payload::Denial(seen)) => {
+            let d = seen.denial.as_ref()?;
+            let what = if seen.first_time {
+                style.warn("new denial")
+            } else {
+                "denial again".to_owned()
+            };
+            Some(format!(
+                "{} {what}: {} {} {} {} ({} → {}) count={}",
+                timefmt::utc(e.at_unix),
+                d.comm,
+                perms(&d.permissions),
+                d.tclass,
+                d.target,
+                selinux_type(&d.scontext),
+                selinux_type(&d.tcontext),
+                d.count
+            ))
+        }
+        None => None,
+    }
+}
+
+/// The JSON line of a live event.
+#[derive(Debug, Serialize)]
+pub struct EventJson {
+    pub at_unix: f64,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_time: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denial: Option<DenialJson>,
+}
+
+pub fn event_json(e: &pb::Event) -> Option<EventJson> {
+    let Some(pb::event::Payload::Denial(seen)) = &e.payload else {
+        return None;
+    };
+    Some(EventJson {
+        at_unix: e.at_unix,
+        kind: "denial",
+        first_time: Some(seen.first_time),
+        denial: seen.denial.as_ref().map(DenialJson::from_pb),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_come_from_the_third_field() {
+        assert_eq!(
+            selinux_type("system_u:object_r:cache_home_t:s0"),
+            "cache_home_t"
+        );
+        assert_eq!(
+            selinux_type("system_u:system_r:container_t:s0:c1,c2"),
+            "container_t"
+        );
+        assert_eq!(selinux_type("odd"), "odd");
+    }
+}
