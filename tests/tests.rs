@@ -5,5 +5,6 @@
 mod util;
 
 mod audit;
+mod cache;
 mod daemon;
 mod systemd_units;

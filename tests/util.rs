@@ -52,16 +52,20 @@ impl Sandbox {
 
     /// Writes a config whose `[daemon]` table points into the sandbox, plus
     /// `daemon_extra` lines inside `[daemon]` (which may open later tables).
-    /// The audit follower is off unless `daemon_extra` configures `[audit]`,
-    /// so tests never read the host's audit log.
+    /// The audit follower and user discovery are off unless `daemon_extra`
+    /// configures `[audit]` / `[discovery]`, so tests never read the host's
+    /// audit log nor touch the host's (or other tests') users' caches.
     pub fn write_config(&self, daemon_extra: &str) {
-        let audit = if daemon_extra.contains("[audit]") {
-            ""
-        } else {
-            "[audit]\nenabled = false\n"
-        };
+        let mut defaults = String::new();
+        if !daemon_extra.contains("[audit]") {
+            defaults.push_str("[audit]\nenabled = false\n");
+        }
+        // Other tests' users must never be healed by this daemon.
+        if !daemon_extra.contains("[discovery]") {
+            defaults.push_str("[discovery]\nenabled = false\n");
+        }
         let text = format!(
-            "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{daemon_extra}\n{audit}",
+            "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{daemon_extra}\n{defaults}",
             self.socket().display(),
             self.state_dir().display()
         );

@@ -13,6 +13,7 @@ mod client;
 mod denials;
 mod explain;
 mod render;
+mod roots;
 mod status;
 mod timefmt;
 
@@ -72,6 +73,38 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List the cache roots goguardd guards (yours, or all for admins).
+    Roots {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List what drifted in the roots (owner, mode, ACL, label), as of the last scan.
+    Findings {
+        /// Only findings at or beneath this path.
+        #[arg(long, value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repair a cache root or a path inside one. Exit 0: done or nothing to
+    /// do; 1: something left unrepaired; 2: error or refusal.
+    Repair {
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Only this kind of drift (repeatable): foreign_owner, wrong_group,
+        /// bad_mode, world_writable, wrong_label, ...
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// The root or a path inside it (relative paths are taken from the
+        /// current directory).
+        path: PathBuf,
     },
     /// Print goguardd's events as they happen (one line each; Ctrl-C stops).
     Watch {
@@ -160,6 +193,14 @@ fn main() -> ExitCode {
             run_async(list_denials(cli.socket, request, limit, json, style))
         }
         Command::Watch { json } => run_async(watch(cli.socket, json, style)),
+        Command::Roots { json } => run_async(list_roots(cli.socket, json, style)),
+        Command::Findings { path, json } => run_async(list_findings(cli.socket, path, json, style)),
+        Command::Repair {
+            dry_run,
+            kinds,
+            json,
+            path,
+        } => run_async(repair(cli.socket, path, kinds, dry_run, json, style)),
         Command::Explain {
             all,
             json,
@@ -360,5 +401,127 @@ async fn status(socket: Option<PathBuf>, json: bool, style: render::Style) -> Ex
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+async fn connect_or_exit(
+    socket: Option<&std::path::Path>,
+) -> Result<goguard_proto::v1::go_guard_client::GoGuardClient<tonic::transport::Channel>, ExitCode>
+{
+    match client::connect(socket).await {
+        Ok((c, _)) => Ok(c),
+        Err(e) => {
+            eprintln!("goguardctl: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn absolute(path: PathBuf) -> PathBuf {
+    if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(&path))
+            .unwrap_or(path)
+    }
+}
+
+async fn list_roots(socket: Option<PathBuf>, json: bool, style: render::Style) -> ExitCode {
+    let mut client = match connect_or_exit(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let r = match client
+        .list_roots(goguard_proto::v1::ListRootsRequest {})
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => return rpc_failed("listing roots", &s),
+    };
+    let text = if json {
+        let rows: Vec<roots::RootJson> = r.roots.iter().map(roots::RootJson::from_pb).collect();
+        serde_json::json!({ "roots": rows, "problems": r.problems }).to_string() + "\n"
+    } else {
+        roots::render_roots(&r, &style)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+async fn list_findings(
+    socket: Option<PathBuf>,
+    path: Option<PathBuf>,
+    json: bool,
+    style: render::Style,
+) -> ExitCode {
+    let mut client = match connect_or_exit(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let request = goguard_proto::v1::ListFindingsRequest {
+        path_prefix: path
+            .map(|p| absolute(p).display().to_string())
+            .unwrap_or_default(),
+    };
+    let r = match client.list_findings(request).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => return rpc_failed("listing findings", &s),
+    };
+    let text = if json {
+        let rows: Vec<roots::FindingJson> =
+            r.findings.iter().map(roots::FindingJson::from_pb).collect();
+        serde_json::to_string_pretty(&rows).expect("findings serialize") + "\n"
+    } else {
+        roots::render_findings(&r.findings, &style)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if r.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn repair(
+    socket: Option<PathBuf>,
+    path: PathBuf,
+    kinds: Vec<String>,
+    dry_run: bool,
+    json: bool,
+    style: render::Style,
+) -> ExitCode {
+    let mut client = match connect_or_exit(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let path = absolute(path);
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!(
+            "{} {} …",
+            if dry_run { "checking" } else { "repairing" },
+            path.display()
+        );
+    }
+    let request = goguard_proto::v1::RepairRequest {
+        path: path.display().to_string(),
+        kinds,
+        dry_run,
+    };
+    let r = match client.repair(request).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => return rpc_failed("repair", &s),
+    };
+    let report = roots::RepairJson::from_pb(&r, dry_run);
+    let text = if json {
+        serde_json::to_string_pretty(&report).expect("repair serializes") + "\n"
+    } else {
+        roots::render_repair(&report, &style)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if report.left_unrepaired() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

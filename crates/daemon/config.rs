@@ -17,6 +17,58 @@ use serde::{Deserialize, Deserializer};
 pub struct Config {
     pub daemon: DaemonConfig,
     pub audit: AuditConfig,
+    pub discovery: DiscoveryConfig,
+    pub selinux: SelinuxConfig,
+    pub scan: ScanConfig,
+    /// `[[root]]`: caches the admin declares (shared, CI, custom).
+    pub root: Vec<goguard_policy::RootDecl>,
+}
+
+/// `[discovery]`: which users' GOCACHE and GOMODCACHE are guarded.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Discover per-user caches at all.
+    pub enabled: bool,
+    /// Only these login names; empty = every user with a uid in range and a home.
+    pub users: Vec<String>,
+    pub min_uid: u32,
+    pub max_uid: u32,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: true,
+            users: Vec::new(),
+            min_uid: 1000,
+            max_uid: 60000,
+        }
+    }
+}
+
+/// `[selinux]`: where expected labels come from.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelinuxConfig {
+    /// A file_contexts file; empty = the installed policy's, when there is one.
+    pub file_contexts: OptionalAbsPath,
+}
+
+/// `[scan]`: the periodic full scan, the backstop of the watchers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// Seconds between full scans of every root (which also self-heal); 0 = only at start.
+    pub interval_secs: Bounded<0, 604_800>,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            interval_secs: Bounded(900),
+        }
+    }
 }
 
 /// `[audit]`: following the audit log for go-related SELinux denials.
@@ -248,7 +300,7 @@ impl<'de> Deserialize<'de> for GoTools {
 }
 
 /// An absolute path, or empty for "the mode's default".
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct OptionalAbsPath(pub Option<PathBuf>);
 
 impl<'de> Deserialize<'de> for OptionalAbsPath {

@@ -35,6 +35,7 @@ pub const CONTROL_SOCKET: &str = "control-socket";
 pub const METRICS: &str = "metrics";
 pub const AUDIT: &str = "audit";
 pub const STORE: &str = "store";
+pub const WATCHER: &str = "watcher";
 
 /// Component states, mirrored into the `goguard_component_up` gauge.
 pub struct Components {
@@ -98,6 +99,8 @@ pub struct DaemonState {
     /// Live events for WatchEvents subscribers; bounded, slow readers lose
     /// the oldest and are told how many.
     pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,
+    /// The roots and what the last scan found in them.
+    pub caches: RwLock<crate::roots::CacheState>,
 }
 
 impl DaemonState {

@@ -8,7 +8,10 @@
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles;
 //! - `service`: the goguard.v1 gRPC service;
-//! - `daemon_state`: what the tasks share (status, components);
+//! - `daemon_state`: what the tasks share (status, components, roots);
+//! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
+//!   one root through goguard-fs; `healing`: scans, self-healing and
+//!   requested repairs across roots, journaled;
 //! - `metrics`: Prometheus registry and HTTP endpoint;
 //! - `notify`: sd_notify messages; `logging`: tracing setup.
 //!
@@ -20,9 +23,12 @@ mod audit_task;
 mod authz;
 mod config;
 mod daemon_state;
+mod healing;
 mod logging;
 mod metrics;
 mod notify;
+mod repair;
+mod roots;
 mod run;
 mod service;
 mod socket;

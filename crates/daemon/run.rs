@@ -149,6 +149,7 @@ pub async fn run(
         reload: Mutex::new(ReloadHistory::default()),
         store: store.clone(),
         events,
+        caches: RwLock::new(crate::roots::CacheState::default()),
     });
     state.components.set(
         STORE,
@@ -185,6 +186,19 @@ pub async fn run(
         );
         None
     };
+    // The first scan (and self-heal) of every root, then the periodic backstop.
+    state.components.set(
+        crate::daemon_state::WATCHER,
+        ComponentState::Starting,
+        "first scan",
+    );
+    if let Err(e) = crate::healing::rescan_all(&state).await {
+        tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
+    }
+    let scan_every = state.config().scan.interval_secs.0;
+    let scan_period = Duration::from_secs(scan_every.max(1));
+    let mut scan_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + scan_period, scan_period);
     // Retention runs an hour after start, then hourly.
     let hour = Duration::from_secs(3600);
     let mut retention_tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
@@ -243,6 +257,11 @@ pub async fn run(
             _ = int.recv() => break Ok(()),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             _ = retention_tick.tick() => apply_retention(&state).await,
+            _ = scan_tick.tick(), if scan_every > 0 => {
+                if let Err(e) = crate::healing::rescan_all(&state).await {
+                    tracing::warn!(error = %format!("{e:#}"), "periodic scan failed");
+                }
+            }
             ended = async { audit.as_mut().expect("guarded").await }, if audit.is_some() => {
                 audit = None;
                 break match ended {

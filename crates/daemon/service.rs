@@ -20,6 +20,7 @@ use tokio_stream::Stream;
 
 use crate::authz::{self, Role};
 use crate::daemon_state::{ComponentState, DaemonState};
+use crate::roots;
 
 pub struct GoGuardService {
     pub state: Arc<DaemonState>,
@@ -82,6 +83,166 @@ impl GoGuard for GoGuardService {
             Ok(Response::new(pb::ListDenialsResponse {
                 denials: result.items.iter().map(denial_to_pb).collect(),
                 next_page_token: result.next_page_token.unwrap_or_default(),
+            }))
+        })
+        .await
+    }
+
+    async fn list_roots(
+        &self,
+        request: Request<pb::ListRootsRequest>,
+    ) -> Result<Response<pb::ListRootsResponse>, Status> {
+        self.observe("ListRoots", async {
+            let caller = authz::caller(&request)?;
+            let caches = self.state.caches.read().expect("caches lock");
+            let roots = caches
+                .roots
+                .iter()
+                .filter(|r| caller.role == Role::Admin || roots::owned_by(&r.root, caller.uid))
+                .map(|r| pb::CacheRoot {
+                    path: r.root.path.display().to_string(),
+                    kind: r.root.kind.as_str().to_owned(),
+                    origin: roots::origin(&r.root),
+                    has_owner: r.root.expected.owner.is_some(),
+                    owner_uid: r.root.expected.owner.unwrap_or(0),
+                    exists: r.exists,
+                    entries: r.entries,
+                    findings: r.findings.len() as u64,
+                    last_scan_unix: r.last_scan,
+                })
+                .collect();
+            let problems = if caller.role == Role::Admin {
+                caches.problems.clone()
+            } else {
+                Vec::new()
+            };
+            Ok(Response::new(pb::ListRootsResponse { roots, problems }))
+        })
+        .await
+    }
+
+    async fn list_findings(
+        &self,
+        request: Request<pb::ListFindingsRequest>,
+    ) -> Result<Response<pb::ListFindingsResponse>, Status> {
+        self.observe("ListFindings", async {
+            let caller = authz::caller(&request)?;
+            let prefix = request.get_ref().path_prefix.clone();
+            let prefix = (!prefix.is_empty())
+                .then(|| roots::normalize_request_path(&prefix).map_err(Status::invalid_argument))
+                .transpose()?;
+            let caches = self.state.caches.read().expect("caches lock");
+            let mut findings = Vec::new();
+            for r in caches
+                .roots
+                .iter()
+                .filter(|r| caller.role == Role::Admin || roots::owned_by(&r.root, caller.uid))
+            {
+                for f in &r.findings {
+                    let abs = r.root.path.join(&f.rel_path);
+                    if prefix.as_ref().is_some_and(|p| !abs.starts_with(p)) {
+                        continue;
+                    }
+                    findings.push(finding_to_pb(&r.root, f));
+                }
+            }
+            Ok(Response::new(pb::ListFindingsResponse { findings }))
+        })
+        .await
+    }
+
+    async fn repair(
+        &self,
+        request: Request<pb::RepairRequest>,
+    ) -> Result<Response<pb::RepairResponse>, Status> {
+        self.observe("Repair", async {
+            let caller = authz::caller(&request)?;
+            let r = request.into_inner();
+            let path = roots::normalize_request_path(&r.path).map_err(Status::invalid_argument)?;
+            let mut kinds = Vec::new();
+            for k in &r.kinds {
+                kinds.push(parse_kind(k)?);
+            }
+            let root_path = {
+                let caches = self.state.caches.read().expect("caches lock");
+                let Some(rs) = caches.root_for(&path) else {
+                    return Err(Status::permission_denied(format!(
+                        "{} is not inside any cache root goguardd guards; see `goguardctl roots`",
+                        path.display()
+                    )));
+                };
+                if caller.role != Role::Admin && !roots::owned_by(&rs.root, caller.uid) {
+                    return Err(Status::permission_denied(format!(
+                        "{} lies in the root {} ({}), which uid {} does not own; only its owner \
+                         or an admin may repair it",
+                        path.display(),
+                        rs.root.path.display(),
+                        roots::origin(&rs.root),
+                        caller.uid
+                    )));
+                }
+                rs.root.path.clone()
+            };
+            let report = crate::healing::requested_repair(
+                &self.state,
+                root_path.clone(),
+                path,
+                kinds,
+                r.dry_run,
+                caller.uid,
+            )
+            .await
+            .map_err(|e| Status::internal(format!("{e:#}")))?;
+            let root = {
+                let caches = self.state.caches.read().expect("caches lock");
+                caches
+                    .roots
+                    .iter()
+                    .find(|x| x.root.path == root_path)
+                    .map(|x| x.root.clone())
+            };
+            Ok(Response::new(pb::RepairResponse {
+                root: root_path.display().to_string(),
+                actions: report
+                    .actions
+                    .iter()
+                    .map(|a| pb::RepairAction {
+                        path: a.path.display().to_string(),
+                        operation: a.operation.clone(),
+                        before: a.before.clone(),
+                        after: a.after.clone(),
+                        applied: a.applied,
+                        error: a.error.clone().unwrap_or_default(),
+                        fixes: a.fixes.clone(),
+                    })
+                    .collect(),
+                remaining: match &root {
+                    Some(root) => report
+                        .remaining
+                        .iter()
+                        .map(|f| finding_to_pb(root, f))
+                        .collect(),
+                    None => Vec::new(),
+                },
+            }))
+        })
+        .await
+    }
+
+    async fn rescan(
+        &self,
+        request: Request<pb::RescanRequest>,
+    ) -> Result<Response<pb::RescanResponse>, Status> {
+        self.observe("Rescan", async {
+            let caller = authz::caller(&request)?;
+            authz::require_admin(&caller, "rescanning")?;
+            let (roots, entries, findings) = crate::healing::rescan_all(&self.state)
+                .await
+                .map_err(|e| Status::internal(format!("{e:#}")))?;
+            Ok(Response::new(pb::RescanResponse {
+                roots,
+                entries,
+                findings,
             }))
         })
         .await
@@ -277,4 +438,38 @@ pub fn denial_to_pb(row: &DenialRow) -> pb::Denial {
         last_raw: row.last_raw.clone(),
         fixed_by_repair: row.fixed_by_repair.unwrap_or(0),
     }
+}
+
+fn finding_to_pb(root: &goguard_policy::CacheRoot, f: &goguard_policy::Finding) -> pb::Finding {
+    let heal = match root.heal.action(f.kind) {
+        goguard_policy::HealAction::Auto => "auto",
+        goguard_policy::HealAction::Alert => "alert",
+        goguard_policy::HealAction::Off => "off",
+    };
+    pb::Finding {
+        root: root.path.display().to_string(),
+        path: root.path.join(&f.rel_path).display().to_string(),
+        kind: f.kind.as_str().to_owned(),
+        observed: f.observed.clone(),
+        expected: f.expected.clone(),
+        severity: format!("{:?}", f.severity).to_lowercase(),
+        heal: heal.to_owned(),
+    }
+}
+
+fn parse_kind(k: &str) -> Result<goguard_policy::DriftKind, Status> {
+    goguard_policy::DriftKind::ALL
+        .iter()
+        .copied()
+        .find(|d| d.as_str() == k)
+        .ok_or_else(|| {
+            let names: Vec<&str> = goguard_policy::DriftKind::ALL
+                .iter()
+                .map(|d| d.as_str())
+                .collect();
+            Status::invalid_argument(format!(
+                "unknown kind {k:?}; use one of {}",
+                names.join(", ")
+            ))
+        })
 }

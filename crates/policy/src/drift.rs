@@ -112,6 +112,22 @@ pub enum DriftKind {
 }
 
 impl DriftKind {
+    /// Every kind, for parsing names.
+    pub const ALL: [DriftKind; 12] = [
+        DriftKind::ForeignOwner,
+        DriftKind::WrongGroup,
+        DriftKind::BadMode,
+        DriftKind::WorldWritable,
+        DriftKind::MissingAclEntry,
+        DriftKind::WrongAclPerms,
+        DriftKind::ExtraAclEntry,
+        DriftKind::AclMaskTooNarrow,
+        DriftKind::WrongLabel,
+        DriftKind::MixedOwners,
+        DriftKind::SymlinkEscapesRoot,
+        DriftKind::UnexpectedFileType,
+    ];
+
     /// Stable snake_case name (API, metrics, journal).
     pub fn as_str(self) -> &'static str {
         match self {

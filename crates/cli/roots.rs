@@ -1,0 +1,242 @@
+//! `goguardctl roots`, `findings` and `repair`: the cache roots, what drifted
+//! in them, and repairs on request. Rendering only; the daemon decides.
+
+use goguard_proto::v1 as pb;
+use serde::Serialize;
+
+use crate::render::{Style, Table};
+use crate::timefmt;
+
+#[derive(Debug, Serialize)]
+pub struct RootJson {
+    pub path: String,
+    pub kind: String,
+    pub origin: String,
+    pub owner_uid: Option<u32>,
+    pub exists: bool,
+    pub entries: u64,
+    pub findings: u64,
+    pub last_scan_unix: f64,
+}
+
+impl RootJson {
+    pub fn from_pb(r: &pb::CacheRoot) -> RootJson {
+        RootJson {
+            path: r.path.clone(),
+            kind: r.kind.clone(),
+            origin: r.origin.clone(),
+            owner_uid: r.has_owner.then_some(r.owner_uid),
+            exists: r.exists,
+            entries: r.entries,
+            findings: r.findings,
+            last_scan_unix: r.last_scan_unix,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct FindingJson {
+    pub root: String,
+    pub path: String,
+    pub kind: String,
+    pub observed: String,
+    pub expected: String,
+    pub severity: String,
+    pub heal: String,
+}
+
+impl FindingJson {
+    pub fn from_pb(f: &pb::Finding) -> FindingJson {
+        FindingJson {
+            root: f.root.clone(),
+            path: f.path.clone(),
+            kind: f.kind.clone(),
+            observed: f.observed.clone(),
+            expected: f.expected.clone(),
+            severity: f.severity.clone(),
+            heal: f.heal.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionJson {
+    pub path: String,
+    pub operation: String,
+    pub before: String,
+    pub after: String,
+    pub applied: bool,
+    pub error: Option<String>,
+    pub fixes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RepairJson {
+    pub root: String,
+    pub dry_run: bool,
+    pub actions: Vec<ActionJson>,
+    pub remaining: Vec<FindingJson>,
+}
+
+impl RepairJson {
+    pub fn from_pb(r: &pb::RepairResponse, dry_run: bool) -> RepairJson {
+        RepairJson {
+            root: r.root.clone(),
+            dry_run,
+            actions: r
+                .actions
+                .iter()
+                .map(|a| ActionJson {
+                    path: a.path.clone(),
+                    operation: a.operation.clone(),
+                    before: a.before.clone(),
+                    after: a.after.clone(),
+                    applied: a.applied,
+                    error: (!a.error.is_empty()).then(|| a.error.clone()),
+                    fixes: a.fixes.clone(),
+                })
+                .collect(),
+            remaining: r.remaining.iter().map(FindingJson::from_pb).collect(),
+        }
+    }
+
+    /// Something asked for is still broken: an error, or a finding left.
+    pub fn left_unrepaired(&self) -> bool {
+        self.actions.iter().any(|a| a.error.is_some()) || !self.remaining.is_empty()
+    }
+}
+
+fn cells(values: &[String]) -> Vec<(String, String)> {
+    values.iter().map(|v| (v.clone(), v.clone())).collect()
+}
+
+pub fn render_roots(r: &pb::ListRootsResponse, style: &Style) -> String {
+    let mut out = String::new();
+    if r.roots.is_empty() {
+        out.push_str("no cache roots (none declared, and no user's GOCACHE/GOMODCACHE found)\n");
+    } else {
+        let mut t = Table::new(&[
+            "ROOT",
+            "KIND",
+            "ORIGIN",
+            "OWNER",
+            "ENTRIES",
+            "FINDINGS",
+            "LAST SCAN (UTC)",
+        ]);
+        for x in &r.roots {
+            let findings = x.findings.to_string();
+            let painted = if x.findings == 0 {
+                style.good(&findings)
+            } else {
+                style.warn(&findings)
+            };
+            let mut row = cells(&[
+                x.path.clone(),
+                x.kind.clone(),
+                x.origin.clone(),
+                if x.has_owner {
+                    x.owner_uid.to_string()
+                } else {
+                    "shared".into()
+                },
+                if x.exists {
+                    x.entries.to_string()
+                } else {
+                    "absent".into()
+                },
+                findings,
+                timefmt::utc(x.last_scan_unix),
+            ]);
+            row[5].1 = painted;
+            t.row(row);
+        }
+        out.push_str(&t.render(style));
+    }
+    if !r.problems.is_empty() {
+        out.push_str("\nproblems:\n");
+        for p in &r.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+    }
+    out
+}
+
+pub fn render_findings(f: &[pb::Finding], style: &Style) -> String {
+    if f.is_empty() {
+        return format!("{}\n", style.good("no findings: every root is as expected"));
+    }
+    let mut t = Table::new(&["SEVERITY", "KIND", "PATH", "OBSERVED", "EXPECTED", "HEAL"]);
+    for x in f {
+        let mut row = cells(&[
+            x.severity.clone(),
+            x.kind.clone(),
+            x.path.clone(),
+            x.observed.clone(),
+            x.expected.clone(),
+            x.heal.clone(),
+        ]);
+        row[0].1 = match x.severity.as_str() {
+            "critical" | "error" => style.bad(&x.severity),
+            "warning" => style.warn(&x.severity),
+            _ => x.severity.clone(),
+        };
+        t.row(row);
+    }
+    t.render(style)
+}
+
+pub fn render_repair(r: &RepairJson, style: &Style) -> String {
+    let mut out = String::new();
+    let verb = if r.dry_run { "would change" } else { "changed" };
+    let done: Vec<&ActionJson> = r
+        .actions
+        .iter()
+        .filter(|a| a.applied || r.dry_run)
+        .collect();
+    if done.is_empty() && r.actions.iter().all(|a| a.error.is_none()) {
+        out.push_str(&format!(
+            "{}: nothing to repair in {}\n",
+            style.good("ok"),
+            r.root
+        ));
+    }
+    for a in &r.actions {
+        match &a.error {
+            Some(e) => out.push_str(&format!(
+                "{} {} {}: {e}\n",
+                style.bad("failed"),
+                a.operation,
+                a.path
+            )),
+            None if a.applied || r.dry_run => out.push_str(&format!(
+                "{verb} {} {}: {} → {} ({})\n",
+                a.operation,
+                a.path,
+                if a.before.is_empty() { "-" } else { &a.before },
+                a.after,
+                a.fixes.join(", ")
+            )),
+            None => {}
+        }
+    }
+    if !r.remaining.is_empty() {
+        out.push_str(&format!("\n{} findings left:\n", r.remaining.len()));
+        out.push_str(&render_findings(
+            &r.remaining
+                .iter()
+                .map(|f| pb::Finding {
+                    root: f.root.clone(),
+                    path: f.path.clone(),
+                    kind: f.kind.clone(),
+                    observed: f.observed.clone(),
+                    expected: f.expected.clone(),
+                    severity: f.severity.clone(),
+                    heal: f.heal.clone(),
+                })
+                .collect::<Vec<_>>(),
+            style,
+        ));
+    }
+    out
+}

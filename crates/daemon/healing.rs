@@ -1,0 +1,160 @@
+//! Scanning and self-healing of every root: discovery, then per root a walk
+//! that repairs what the heal policy marks `auto` and records what is left.
+//! Called at start, on the periodic backstop scan, on `Rescan`, and for
+//! requested repairs. Every applied change is journaled in the store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use goguard_policy::DriftKind;
+use goguard_store::JournalEntry;
+
+use crate::daemon_state::{ComponentState, DaemonState, WATCHER};
+use crate::repair::{self, Action, RepairReport};
+use crate::roots::{self, CacheState, RootState};
+
+/// Discovers the roots again and scans (and self-heals) every one.
+pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u64)> {
+    let config = state.config();
+    let mode = state.mode;
+    let fc = roots::file_contexts_path(&config);
+    let store = state.store.clone();
+    let (cache, totals) = tokio::task::spawn_blocking(move || {
+        let found = roots::discover(&config, mode);
+        let contexts = open_contexts(fc.as_deref());
+        let mut states = Vec::new();
+        let (mut entries, mut findings) = (0u64, 0u64);
+        for root in found.roots.roots() {
+            let healed = repair::repair(root, contexts.as_ref(), None, &[], false, false);
+            journal(
+                &store,
+                root.path.as_path(),
+                &healed.actions,
+                None,
+                "self-heal",
+            );
+            let report = repair::scan(root, contexts.as_ref(), None, |_, _, _| {});
+            entries += report.entries;
+            findings += report.findings.len() as u64;
+            for e in &report.errors {
+                tracing::warn!(root = %root.path.display(), error = %e, "scan error");
+            }
+            states.push(RootState {
+                root: root.clone(),
+                exists: report.exists,
+                entries: report.entries,
+                findings: report.findings,
+                last_scan: roots::unix_now(),
+            });
+        }
+        let roots_n = states.len() as u32;
+        (
+            CacheState {
+                roots: states,
+                problems: found.problems,
+                file_contexts: fc,
+            },
+            (roots_n, entries, findings),
+        )
+    })
+    .await?;
+    for p in &cache.problems {
+        tracing::info!(problem = %p, "discovery");
+    }
+    *state.caches.write().expect("caches lock") = cache;
+    state.components.set(
+        WATCHER,
+        ComponentState::Running,
+        format!(
+            "{} roots, {} entries, {} findings (periodic scans)",
+            totals.0, totals.1, totals.2
+        ),
+    );
+    Ok(totals)
+}
+
+fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
+    let path = path?;
+    match goguard_fs::FileContexts::open(path) {
+        Ok(fc) => Some(fc),
+        Err(e) => {
+            tracing::warn!(file_contexts = %path.display(), error = %e, "labels are not checked");
+            None
+        }
+    }
+}
+
+/// Records applied (or dry-run) changes in the store's journal.
+fn journal(
+    store: &std::sync::Mutex<goguard_store::Store>,
+    root: &Path,
+    actions: &[Action],
+    requester: Option<u32>,
+    cause: &str,
+) {
+    let mut store = store.lock().expect("store lock");
+    for a in actions.iter().filter(|a| a.applied) {
+        let entry = JournalEntry {
+            at: roots::unix_now(),
+            path: a.path.display().to_string(),
+            root: root.display().to_string(),
+            kind: a.operation.clone(),
+            before: a.before.clone(),
+            after: a.after.clone(),
+            cause: format!("{cause}: {}", a.fixes.join(", ")),
+            requester_uid: requester,
+            dry_run: false,
+        };
+        if let Err(e) = store.append_journal(&entry) {
+            tracing::warn!(error = %e, "could not journal a repair");
+        }
+    }
+}
+
+/// A repair someone asked for: `path` inside `root_path`.
+pub async fn requested_repair(
+    state: &Arc<DaemonState>,
+    root_path: PathBuf,
+    path: PathBuf,
+    kinds: Vec<DriftKind>,
+    dry_run: bool,
+    requester: u32,
+) -> anyhow::Result<RepairReport> {
+    let (root, fc) = {
+        let caches = state.caches.read().expect("caches lock");
+        let Some(rs) = caches.roots.iter().find(|r| r.root.path == root_path) else {
+            anyhow::bail!("{} is no longer a root", root_path.display());
+        };
+        (rs.root.clone(), caches.file_contexts.clone())
+    };
+    let store = state.store.clone();
+    let (report, rescanned) = tokio::task::spawn_blocking(move || {
+        let contexts = open_contexts(fc.as_deref());
+        let rel = path
+            .strip_prefix(&root.path)
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        let sub = (!rel.as_os_str().is_empty()).then_some(rel.as_path());
+        let report = repair::repair(&root, contexts.as_ref(), sub, &kinds, true, dry_run);
+        if !dry_run {
+            journal(
+                &store,
+                &root.path,
+                &report.actions,
+                Some(requester),
+                "requested repair",
+            );
+        }
+        let rescanned = repair::scan(&root, contexts.as_ref(), None, |_, _, _| {});
+        (report, rescanned)
+    })
+    .await?;
+    let mut caches = state.caches.write().expect("caches lock");
+    if let Some(rs) = caches.roots.iter_mut().find(|r| r.root.path == root_path) {
+        rs.exists = rescanned.exists;
+        rs.entries = rescanned.entries;
+        rs.findings = rescanned.findings;
+        rs.last_scan = roots::unix_now();
+    }
+    Ok(report)
+}

@@ -1,0 +1,299 @@
+//! Scans and repairs of one cache root: walks it through goguard-fs (never
+//! following a symlink, never leaving the root, never crossing a mount),
+//! asks goguard-policy what drifted and what to change, and applies the
+//! changes through each entry's fd. Every applied change is logged at info
+//! and returned for the journal. Runs on a blocking thread: the walk and the
+//! label database are synchronous (and the label handle is not `Send`).
+
+use std::path::{Path, PathBuf};
+
+use goguard_fs::walk::FnVisitor;
+use goguard_fs::{Control, FileContexts, FileKind, Outcome, RootDir, WalkOptions};
+use goguard_policy::drift::{FileType, OwnerTally};
+use goguard_policy::{CacheRoot, DriftKind, Finding, HealAction, Observed, Operation};
+
+/// What a scan found in one root.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub exists: bool,
+    pub entries: u64,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<String>,
+}
+
+/// One change planned or made.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub path: PathBuf,
+    pub operation: String,
+    pub before: String,
+    pub after: String,
+    pub applied: bool,
+    pub error: Option<String>,
+    pub fixes: Vec<String>,
+}
+
+/// What a repair did.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    pub actions: Vec<Action>,
+    /// Findings left after the repair (alerts, failures, or kinds not asked for).
+    pub remaining: Vec<Finding>,
+}
+
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::File => FileType::Regular,
+        FileKind::Dir => FileType::Dir,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::Fifo => FileType::Fifo,
+        FileKind::Socket => FileType::Socket,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice | FileKind::Unknown => FileType::BlockDevice,
+    }
+}
+
+fn st_mode(kind: FileKind, perms: u32) -> u32 {
+    let t = match kind {
+        FileKind::File => libc::S_IFREG,
+        FileKind::Dir => libc::S_IFDIR,
+        FileKind::Symlink => libc::S_IFLNK,
+        FileKind::Fifo => libc::S_IFIFO,
+        FileKind::Socket => libc::S_IFSOCK,
+        FileKind::CharDevice => libc::S_IFCHR,
+        FileKind::BlockDevice | FileKind::Unknown => libc::S_IFBLK,
+    };
+    t | perms
+}
+
+/// Is `rel` inside the subtree `sub` (or `sub` inside `rel`, an ancestor we
+/// must walk through)?
+fn on_path(rel: &Path, sub: &Path) -> (bool, bool) {
+    (rel.starts_with(sub), sub.starts_with(rel))
+}
+
+/// Walks `root` (only `subtree` when given) and evaluates every entry.
+/// With `visit`, each entry's findings are handed over with its rel path.
+pub fn scan(
+    root: &CacheRoot,
+    contexts: Option<&FileContexts>,
+    subtree: Option<&Path>,
+    mut visit: impl FnMut(&Path, &[Finding], &RootDir),
+) -> ScanReport {
+    let mut report = ScanReport::default();
+    let dir = match RootDir::open(&root.path) {
+        Ok(d) => d,
+        Err(e) if e.is_not_found() => return report,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    report.exists = true;
+    let mut tally = OwnerTally::default();
+    let mut findings = Vec::new();
+    let mut label_buf = Vec::new();
+    let mut visitor = FnVisitor(|entry: &goguard_fs::WalkEntry<'_>| {
+        if let Some(sub) = subtree {
+            let (inside, ancestor) = on_path(entry.rel, sub);
+            if !inside {
+                return if ancestor {
+                    Control::Continue
+                } else {
+                    Control::SkipSubtree
+                };
+            }
+        }
+        report.entries += 1;
+        let meta = entry.meta;
+        let (label, expected_label) = match contexts {
+            Some(fc) => {
+                let current = entry
+                    .read_label(&mut label_buf)
+                    .ok()
+                    .filter(|has| *has)
+                    .map(|_| {
+                        String::from_utf8_lossy(&label_buf)
+                            .trim_end_matches('\0')
+                            .to_owned()
+                    });
+                let abs = dir.abs_path(entry.rel);
+                (current, fc.lookup(&abs, st_mode(meta.kind, meta.mode)))
+            }
+            None => (None, None),
+        };
+        let link_target = if meta.kind == FileKind::Symlink {
+            rustix::fs::readlinkat(entry.dir_fd, entry.name, Vec::new())
+                .ok()
+                .map(|t| t.to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        let obs = Observed {
+            rel_path: entry.rel.to_path_buf(),
+            file_type: file_type(meta.kind),
+            uid: meta.uid,
+            gid: meta.gid,
+            mode: meta.mode,
+            acl_access: Vec::new(),
+            acl_default: Vec::new(),
+            label,
+            expected_label,
+            link_target,
+        };
+        tally.add(&obs);
+        let found = goguard_policy::evaluate(root, &obs);
+        visit(entry.rel, &found, &dir);
+        findings.extend(found);
+        Control::Continue
+    });
+    let stats = goguard_fs::walk(&dir, &WalkOptions::default(), &mut visitor);
+    if stats.errors > 0 {
+        report
+            .errors
+            .push(format!("{} entries could not be read", stats.errors));
+    }
+    if let Some(f) = goguard_policy::drift::mixed_owners(root, &tally) {
+        findings.push(f);
+    }
+    report.findings = findings;
+    report
+}
+
+/// Scans `root` (or `subtree`) and repairs what the heal policy allows, or,
+/// for a requested repair (`forced`), every repairable finding not turned
+/// `off`. `kinds` limits the drift kinds; `dry_run` changes nothing.
+pub fn repair(
+    root: &CacheRoot,
+    contexts: Option<&FileContexts>,
+    subtree: Option<&Path>,
+    kinds: &[DriftKind],
+    forced: bool,
+    dry_run: bool,
+) -> RepairReport {
+    let mut heal = root.heal;
+    if forced {
+        for action in [
+            &mut heal.owner,
+            &mut heal.mode,
+            &mut heal.world_writable,
+            &mut heal.acl,
+            &mut heal.label,
+        ] {
+            if *action == HealAction::Alert {
+                *action = HealAction::Auto;
+            }
+        }
+    }
+    let mut out = RepairReport::default();
+    scan(root, contexts, subtree, |rel, found, dir| {
+        let wanted: Vec<Finding> = found
+            .iter()
+            .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let plan = goguard_policy::plan(&wanted, &heal);
+        out.remaining.extend(plan.alerts.iter().cloned());
+        for op in plan.ops {
+            let action = apply(dir, rel, &op.op, dry_run);
+            let fixes: Vec<String> = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
+            let action = Action { fixes, ..action };
+            if action.applied {
+                tracing::info!(
+                    root = %root.path.display(),
+                    path = %action.path.display(),
+                    operation = action.operation,
+                    before = action.before,
+                    after = action.after,
+                    "repaired"
+                );
+            }
+            if action.error.is_some() {
+                out.remaining.extend(
+                    wanted
+                        .iter()
+                        .filter(|f| op.fixes.contains(&f.kind))
+                        .cloned(),
+                );
+            }
+            out.actions.push(action);
+        }
+    });
+    out
+}
+
+fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
+    let path = dir.abs_path(rel);
+    let mut action = Action {
+        path,
+        operation: String::new(),
+        before: String::new(),
+        after: String::new(),
+        applied: false,
+        error: None,
+        fixes: Vec::new(),
+    };
+    let describe = |op: &Operation| match op {
+        Operation::Chown { uid, gid } => (
+            "chown",
+            format!(
+                "{}:{}",
+                uid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                gid.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
+            ),
+        ),
+        Operation::Chmod { mode } => ("chmod", format!("{mode:04o}")),
+        Operation::SetAcl { spec } => ("setfacl -m", spec.clone()),
+        Operation::RemoveAclEntry { spec } => ("setfacl -x", spec.clone()),
+        Operation::Relabel { context } => ("relabel", context.clone()),
+    };
+    let (name, target) = describe(op);
+    action.operation = name.to_owned();
+    action.after = target;
+    let mut entry = match dir.open_entry(rel) {
+        Ok(e) => e,
+        Err(e) => {
+            action.error = Some(e.to_string());
+            return action;
+        }
+    };
+    let meta = *entry.meta();
+    action.before = match op {
+        Operation::Chown { .. } => format!("{}:{}", meta.uid, meta.gid),
+        Operation::Chmod { .. } => format!("{:04o}", meta.mode),
+        Operation::Relabel { .. } => entry.label().ok().flatten().unwrap_or_default(),
+        _ => String::new(),
+    };
+    if dry_run {
+        return action;
+    }
+    let result: Result<bool, String> = match op {
+        Operation::Chown { uid, gid } => entry
+            .chown(*uid, *gid)
+            .map(|o| changed(&o))
+            .map_err(|e| e.to_string()),
+        Operation::Chmod { mode } => entry
+            .chmod(*mode)
+            .map(|o| changed(&o))
+            .map_err(|e| e.to_string()),
+        Operation::Relabel { context } => entry
+            .set_label(context)
+            .map(|o| changed(&o))
+            .map_err(|e| e.to_string()),
+        Operation::SetAcl { .. } | Operation::RemoveAclEntry { .. } => {
+            Err("ACL repairs are not wired into the daemon yet".to_owned())
+        }
+    };
+    match result {
+        Ok(applied) => action.applied = applied,
+        Err(e) => action.error = Some(e),
+    }
+    action
+}
+
+fn changed<T>(o: &Outcome<T>) -> bool {
+    matches!(o, Outcome::Changed { .. })
+}

@@ -1,0 +1,175 @@
+//! The cache roots goguardd guards: declared `[[root]]` entries plus each
+//! selected user's GOCACHE and GOMODCACHE as Go computes them
+//! (goguard-policy decides; this module only reads passwd, group, the users'
+//! `go env -w` files and environment.d, and checks which paths exist).
+
+use std::path::{Path, PathBuf};
+
+use goguard_layout::Mode;
+use goguard_policy::accounts::Accounts;
+use goguard_policy::discovery::{self, DiscoveryConfig, Scope, UserSelection};
+use goguard_policy::goenv::GoVersion;
+use goguard_policy::{CacheRoot, RootSet};
+
+use crate::config::Config;
+
+/// The outcome of one discovery.
+pub struct Discovered {
+    pub roots: RootSet,
+    /// Things an admin should know: unknown owners in `[[root]]`, users
+    /// skipped, overlapping roots, misconfigured GOCACHE.
+    pub problems: Vec<String>,
+}
+
+/// The GOROOT and Go version the host's `go` uses, read from the toolchain's
+/// VERSION file without running it; Debian 12's Go when none is found.
+fn host_go() -> (String, GoVersion) {
+    for goroot in ["/usr/lib/go", "/usr/lib/golang", "/usr/local/go"] {
+        if let Ok(text) = std::fs::read_to_string(Path::new(goroot).join("VERSION")) {
+            let first = text.lines().next().unwrap_or("");
+            if let Some(v) = GoVersion::parse(first) {
+                let real = std::fs::canonicalize(goroot).unwrap_or_else(|_| PathBuf::from(goroot));
+                return (real.display().to_string(), v);
+            }
+        }
+    }
+    ("/usr/lib/go".to_owned(), GoVersion::DEBIAN_12)
+}
+
+pub fn discover(config: &Config, mode: Mode) -> Discovered {
+    let mut problems = Vec::new();
+    let accounts = match Accounts::load(Path::new("/etc/passwd"), Path::new("/etc/group")) {
+        Ok(a) => a,
+        Err(e) => {
+            problems.push(format!("cannot read /etc/passwd or /etc/group: {e}"));
+            Accounts::parse("", "")
+        }
+    };
+    let mut declared = Vec::new();
+    for (i, decl) in config.root.iter().enumerate() {
+        match CacheRoot::from_decl(i, decl, &accounts) {
+            Ok(root) => declared.push(root),
+            Err(e) => problems.push(format!("[[root]] #{}: {e}", i + 1)),
+        }
+    }
+    let d = &config.discovery;
+    let cfg = DiscoveryConfig {
+        users: if d.users.is_empty() {
+            UserSelection::Auto
+        } else {
+            UserSelection::Only(d.users.clone())
+        },
+        min_uid: d.min_uid,
+        max_uid: d.max_uid,
+        ..DiscoveryConfig::default()
+    };
+    let scope = match mode {
+        Mode::System => Scope::System,
+        Mode::User => Scope::User(nix::unistd::geteuid().as_raw()),
+    };
+    let mut discovered = Vec::new();
+    if d.enabled {
+        let (goroot, version) = host_go();
+        let (users, skipped) =
+            discovery::select_users(&accounts.users, &cfg, scope, &|p: &Path| p.is_dir());
+        for s in skipped {
+            problems.push(format!("user {} skipped: {}", s.name, s.reason));
+        }
+        for user in users {
+            let caches = discovery::load_user(user, &cfg, &goroot, version);
+            for p in caches.problems {
+                problems.push(format!("user {}: {p}", user.name));
+            }
+            discovered.extend(caches.roots);
+        }
+    }
+    let (roots, conflicts) = RootSet::build(declared, discovered);
+    for c in conflicts {
+        problems.push(format!("{c:?}"));
+    }
+    Discovered { roots, problems }
+}
+
+/// A short name of where a root came from, for people.
+pub fn origin(root: &CacheRoot) -> String {
+    match &root.origin {
+        goguard_policy::roots::RootOrigin::User { name, .. } => format!("user {name}"),
+        goguard_policy::roots::RootOrigin::Declared { index } => format!("[[root]] #{}", index + 1),
+    }
+}
+
+/// Whether `uid` owns `root` (may read it and ask for its repair).
+pub fn owned_by(root: &CacheRoot, uid: u32) -> bool {
+    root.expected.owner == Some(uid)
+}
+
+/// One root and what the last scan saw in it.
+#[derive(Debug, Clone)]
+pub struct RootState {
+    pub root: CacheRoot,
+    pub exists: bool,
+    pub entries: u64,
+    pub findings: Vec<goguard_policy::Finding>,
+    pub last_scan: f64,
+}
+
+/// Every root, as the tasks share it.
+#[derive(Debug, Default)]
+pub struct CacheState {
+    pub roots: Vec<RootState>,
+    pub problems: Vec<String>,
+    pub file_contexts: Option<PathBuf>,
+}
+
+impl CacheState {
+    /// The innermost root holding `path` (absolute, already normalized).
+    pub fn root_for(&self, path: &Path) -> Option<&RootState> {
+        self.roots
+            .iter()
+            .filter(|r| path.starts_with(&r.root.path))
+            .max_by_key(|r| r.root.path.components().count())
+    }
+}
+
+/// The file_contexts to check labels against: the configured one, else the
+/// installed policy's (`/etc/selinux/config`'s SELINUXTYPE), else none.
+pub fn file_contexts_path(config: &Config) -> Option<PathBuf> {
+    if let Some(p) = &config.selinux.file_contexts.0 {
+        return Some(p.clone());
+    }
+    let text = std::fs::read_to_string("/etc/selinux/config").ok()?;
+    let kind = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SELINUXTYPE="))?
+        .trim()
+        .to_owned();
+    let p = PathBuf::from(format!("/etc/selinux/{kind}/contexts/files/file_contexts"));
+    p.is_file().then_some(p)
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Normalizes a requested absolute path without touching the filesystem:
+/// `.` components go, `..` is refused (a repair never leaves its root).
+pub fn normalize_request_path(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(format!("{path:?} is not an absolute path"));
+    }
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                return Err(format!("{path:?} contains \"..\"; name the path directly"));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,228 @@
+//! The watch map: inotify watch descriptor → (root, place in the root's directory tree).
+//!
+//! Pure bookkeeping, no system calls, so it is tested on its own. Each watched directory is
+//! one [`Node`] keyed by its wd, holding its root, its parent's wd and its own name (one path
+//! component): a renamed directory's subtree needs no path rewriting, and memory per
+//! directory is one map entry plus one short name. Relative paths are rebuilt on demand by
+//! walking up to the root's top node.
+//!
+//! Invariants: a node's parent is in the map (or the node is a root's top, parent
+//! [`NO_PARENT`]); a parent's `children` lists exactly the nodes whose parent it is; a child
+//! name is one normal component (no `/`, not `.` or `..`), so a rebuilt path never leaves
+//! its root.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::mem::size_of;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// The parent of a root's top directory.
+pub(crate) const NO_PARENT: i32 = -1;
+
+/// One watched directory.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// The root this directory belongs to.
+    pub(crate) root_id: u32,
+    /// The wd of the directory holding this one, or [`NO_PARENT`] for a root's top.
+    pub(crate) parent: i32,
+    /// This directory's name in its parent (empty for a root's top).
+    pub(crate) name: Box<[u8]>,
+    /// The wds of watched subdirectories: found by name on delete/rename, walked on removal.
+    pub(crate) children: Vec<i32>,
+}
+
+/// All watched directories of all roots.
+#[derive(Debug, Default)]
+pub(crate) struct WatchTree {
+    nodes: HashMap<i32, Node>,
+}
+
+impl WatchTree {
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub(crate) fn get(&self, wd: i32) -> Option<&Node> {
+        self.nodes.get(&wd)
+    }
+
+    pub(crate) fn contains(&self, wd: i32) -> bool {
+        self.nodes.contains_key(&wd)
+    }
+
+    /// Records `wd` as the top directory of `root_id`. False if `wd` is already a node.
+    pub(crate) fn insert_top(&mut self, wd: i32, root_id: u32) -> bool {
+        if self.nodes.contains_key(&wd) {
+            return false;
+        }
+        self.nodes.insert(
+            wd,
+            Node {
+                root_id,
+                parent: NO_PARENT,
+                name: Box::default(),
+                children: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// Records `wd` as the subdirectory `name` of `parent`. False if `wd` is already a node,
+    /// `parent` is unknown, or `name` is not a single normal component.
+    pub(crate) fn insert_child(&mut self, wd: i32, parent: i32, name: &[u8]) -> bool {
+        if self.nodes.contains_key(&wd) || !is_component(name) {
+            return false;
+        }
+        let Some(p) = self.nodes.get_mut(&parent) else {
+            return false;
+        };
+        p.children.push(wd);
+        let root_id = p.root_id;
+        self.nodes.insert(
+            wd,
+            Node {
+                root_id,
+                parent,
+                name: name.into(),
+                children: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// The wd of the watched subdirectory `name` of `parent`.
+    pub(crate) fn child(&self, parent: i32, name: &[u8]) -> Option<i32> {
+        let p = self.nodes.get(&parent)?;
+        p.children
+            .iter()
+            .copied()
+            .find(|c| self.nodes.get(c).is_some_and(|n| &*n.name == name))
+    }
+
+    /// The path of `wd` relative to its root's top (empty for the top).
+    pub(crate) fn rel_path(&self, wd: i32) -> PathBuf {
+        let mut names: Vec<&[u8]> = Vec::new();
+        let mut cur = wd;
+        while let Some(n) = self.nodes.get(&cur) {
+            if n.parent == NO_PARENT {
+                break;
+            }
+            names.push(&n.name);
+            cur = n.parent;
+        }
+        let mut path = PathBuf::with_capacity(names.iter().map(|n| n.len() + 1).sum());
+        for name in names.iter().rev() {
+            path.push(OsStr::from_bytes(name));
+        }
+        path
+    }
+
+    /// Removes `wd` and everything beneath it, detaching it from its parent. Appends every
+    /// removed wd (`wd` first) to `removed`.
+    pub(crate) fn remove_subtree(&mut self, wd: i32, removed: &mut Vec<i32>) {
+        let Some(node) = self.nodes.remove(&wd) else {
+            return;
+        };
+        if let Some(p) = self.nodes.get_mut(&node.parent) {
+            p.children.retain(|&c| c != wd);
+        }
+        removed.push(wd);
+        let mut stack = node.children;
+        while let Some(c) = stack.pop() {
+            if let Some(n) = self.nodes.remove(&c) {
+                removed.push(c);
+                stack.extend(n.children);
+            }
+        }
+    }
+
+    /// Heap bytes held, estimated from capacities (hashbrown: one entry plus one control
+    /// byte per bucket; malloc rounds small blocks to 16 bytes, minimum 32 with its header).
+    pub(crate) fn bytes_estimate(&self) -> usize {
+        let buckets = self.nodes.capacity() * 8 / 7;
+        let table = buckets * (size_of::<(i32, Node)>() + 1);
+        let heap: usize = self
+            .nodes
+            .values()
+            .map(|n| malloc_size(n.name.len()) + malloc_size(n.children.capacity() * 4))
+            .sum();
+        table + heap
+    }
+}
+
+/// True for one normal path component.
+fn is_component(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/')
+}
+
+/// Bytes glibc malloc really uses for a block of `n` bytes (0 for no allocation).
+pub(crate) fn malloc_size(n: usize) -> usize {
+    if n == 0 { 0 } else { (n + 8).div_ceil(16).max(2) * 16 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sample() -> WatchTree {
+        // 1 = top of root 7; 2 = a; 3 = a/b; 4 = a/b/c; 5 = d
+        let mut t = WatchTree::default();
+        assert!(t.insert_top(1, 7));
+        assert!(t.insert_child(2, 1, b"a"));
+        assert!(t.insert_child(3, 2, b"b"));
+        assert!(t.insert_child(4, 3, b"c"));
+        assert!(t.insert_child(5, 1, b"d"));
+        t
+    }
+
+    #[test]
+    fn rel_paths_are_rebuilt_from_names() {
+        let t = sample();
+        assert_eq!(t.rel_path(1), Path::new(""));
+        assert_eq!(t.rel_path(4), Path::new("a/b/c"));
+        assert_eq!(t.get(4).unwrap().root_id, 7);
+        assert_eq!(t.child(2, b"b"), Some(3));
+        assert_eq!(t.child(2, b"x"), None);
+    }
+
+    #[test]
+    fn bad_names_and_duplicates_are_refused() {
+        let mut t = sample();
+        assert!(!t.insert_child(9, 1, b".."));
+        assert!(!t.insert_child(9, 1, b"x/y"));
+        assert!(!t.insert_child(9, 1, b""));
+        assert!(!t.insert_child(9, 42, b"x"));
+        assert!(!t.insert_child(3, 1, b"again"));
+        assert!(!t.insert_top(1, 8));
+        assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn removing_a_subtree_detaches_it() {
+        let mut t = sample();
+        let mut removed = Vec::new();
+        t.remove_subtree(2, &mut removed);
+        removed.sort();
+        assert_eq!(removed, [2, 3, 4]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(1).unwrap().children, [5]);
+        assert_eq!(t.child(1, b"a"), None);
+        let mut again = Vec::new();
+        t.remove_subtree(2, &mut again);
+        assert!(again.is_empty());
+        t.remove_subtree(1, &mut again);
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn estimate_grows_with_nodes() {
+        let empty = WatchTree::default().bytes_estimate();
+        assert!(sample().bytes_estimate() > empty);
+        assert_eq!(malloc_size(0), 0);
+        assert_eq!(malloc_size(2), 32);
+        assert_eq!(malloc_size(40), 48);
+    }
+}

@@ -1,0 +1,337 @@
+//! Cache roots end to end with a real Go toolchain: the guide's failure
+//! (`sudo go build` leaves root-owned entries in a user's GOCACHE and the
+//! user's next build fails), repaired on the user's own request without sudo,
+//! and by self-healing at the daemon's scan; refusals for other users and for
+//! paths outside every root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::util::*;
+
+/// A throwaway login user with a home, removed on drop.
+struct TestUser {
+    name: String,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create(tag: &str) -> TestUser {
+        let name = format!("gg{tag}{}", std::process::id() % 100_000);
+        let home = PathBuf::from(format!("/home/{name}"));
+        let _ = Command::new("userdel").args(["-r", &name]).output();
+        let out = Command::new(require_tool("useradd", "passwd"))
+            .args(["-m", "-d"])
+            .arg(&home)
+            .args(["-s", "/bin/sh", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd failed: {}", stderr(&out));
+        TestUser { name, home }
+    }
+
+    fn uid(&self) -> u32 {
+        nix::unistd::User::from_name(&self.name)
+            .unwrap()
+            .unwrap()
+            .uid
+            .as_raw()
+    }
+
+    /// A tiny module in the user's home, owned by the user.
+    fn project(&self) -> PathBuf {
+        let dir = self.home.join("src/hello");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.19\n").unwrap();
+        std::fs::write(
+            dir.join("main.go"),
+            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
+        )
+        .unwrap();
+        let out = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{0}:{0}", self.name))
+            .arg(self.home.join("src"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        dir
+    }
+
+    /// `go build` as this user, in their own environment.
+    fn go_build(&self, project: &Path) -> Output {
+        go_command(project, &self.home)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .args(["build", "-o", "/dev/null", "."])
+            .uid(self.uid())
+            .gid(
+                nix::unistd::User::from_name(&self.name)
+                    .unwrap()
+                    .unwrap()
+                    .gid
+                    .as_raw(),
+            )
+            .output()
+            .unwrap()
+    }
+
+    fn ctl_as(&self, socket: &Path, args: &[&str]) -> Output {
+        Command::new("runuser")
+            .args(["-u", &self.name, "--"])
+            .arg(GOGUARDCTL)
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn go_command(project: &Path, _home: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let go = require_tool("go", "golang-go");
+    let mut c = Command::new(go);
+    c.current_dir(project);
+    // Keep the borrow checker happy about CommandExt being used below.
+    let _ = c.get_program();
+    c.process_group(0);
+    c
+}
+
+trait UidGid {
+    fn uid(&mut self, uid: u32) -> &mut Self;
+    fn gid(&mut self, gid: u32) -> &mut Self;
+}
+
+impl UidGid for Command {
+    fn uid(&mut self, uid: u32) -> &mut Self {
+        std::os::unix::process::CommandExt::uid(self, uid)
+    }
+    fn gid(&mut self, gid: u32) -> &mut Self {
+        std::os::unix::process::CommandExt::gid(self, gid)
+    }
+}
+
+/// As root, with the user's HOME: what `sudo -E go build` does. `-a` puts
+/// the standard library into the cache, as every build does from Go 1.20 on
+/// (Debian 12's Go 1.19 ships it precompiled); the user's next build then
+/// needs to write those same entries and fails on the root-owned files.
+fn root_go_build(project: &Path, home: &Path) -> Output {
+    go_command(project, home)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .args(["build", "-a", "-o", "/dev/null", "."])
+        .output()
+        .unwrap()
+}
+
+fn owners_under(dir: &Path) -> std::collections::BTreeSet<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&d).unwrap();
+        out.insert(meta.uid());
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+fn cache_sandbox(user: &TestUser) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[audit]\nenabled = false\n[discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0",
+        user.name
+    ));
+    sb
+}
+
+#[test]
+fn a_user_repairs_a_cache_polluted_by_root_without_sudo() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user, builds as root); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("a");
+    let project = user.project();
+    let sb = cache_sandbox(&user);
+    let _daemon = sb.start();
+    let gocache = user.home.join(".cache/go-build");
+
+    // The roots goguardd found for the user, before the cache exists.
+    let out = user.ctl_as(&sb.socket(), &["roots", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let roots: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = roots["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&gocache.to_str().unwrap()), "{paths:?}");
+
+    // The guide's failure.
+    let root_build = root_go_build(&project, &user.home);
+    assert!(
+        root_build.status.success(),
+        "root build: {}",
+        stderr(&root_build)
+    );
+    assert!(
+        owners_under(&gocache).contains(&0),
+        "root left nothing root-owned?"
+    );
+    let failed = user.go_build(&project);
+    assert!(
+        !failed.status.success(),
+        "the user's build should fail on a root-owned cache"
+    );
+    assert!(
+        stderr(&failed).contains("permission denied"),
+        "{}",
+        stderr(&failed)
+    );
+
+    // Another user may not repair it; nor may anyone repair outside every root.
+    let nobody = Command::new("runuser")
+        .args(["-u", "nobody", "--"])
+        .arg(GOGUARDCTL)
+        .arg("--socket")
+        .arg(sb.socket())
+        .args(["repair", gocache.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(nobody.status.code(), Some(2));
+    assert!(
+        stderr(&nobody).contains("does not own"),
+        "{}",
+        stderr(&nobody)
+    );
+    let outside = user.ctl_as(&sb.socket(), &["repair", "/etc"]);
+    assert_eq!(outside.status.code(), Some(2));
+    assert!(
+        stderr(&outside).contains("not inside any cache root"),
+        "{}",
+        stderr(&outside)
+    );
+    let escape = user.ctl_as(
+        &sb.socket(),
+        &["repair", &format!("{}/../../..", gocache.display())],
+    );
+    assert_eq!(escape.status.code(), Some(2), "{}", stdout(&escape));
+    assert!(
+        owners_under(&gocache).contains(&0),
+        "refused requests changed nothing"
+    );
+
+    // A dry run changes nothing and says what it would do.
+    let dry = user.ctl_as(
+        &sb.socket(),
+        &["repair", "--dry-run", gocache.to_str().unwrap()],
+    );
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&dry),
+        stderr(&dry)
+    );
+    assert!(
+        stdout(&dry).contains("would change chown"),
+        "{}",
+        stdout(&dry)
+    );
+    assert!(owners_under(&gocache).contains(&0));
+
+    // The user asks; goguardd repairs; the build works.
+    let fixed = user.ctl_as(&sb.socket(), &["repair", gocache.to_str().unwrap()]);
+    assert_eq!(
+        fixed.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&fixed),
+        stderr(&fixed)
+    );
+    assert!(
+        stdout(&fixed).contains("changed chown"),
+        "{}",
+        stdout(&fixed)
+    );
+    assert_eq!(
+        owners_under(&gocache),
+        [user.uid()].into(),
+        "every entry is the user's again"
+    );
+    let ok = user.go_build(&project);
+    assert!(
+        ok.status.success(),
+        "the user's build after the repair: {}",
+        stderr(&ok)
+    );
+
+    // Idempotent: nothing left to do.
+    let again = user.ctl_as(&sb.socket(), &["repair", gocache.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("nothing to repair"),
+        "{}",
+        stdout(&again)
+    );
+    let findings = user.ctl_as(
+        &sb.socket(),
+        &["findings", "--json", "--path", gocache.to_str().unwrap()],
+    );
+    assert_eq!(findings.status.code(), Some(0), "{}", stdout(&findings));
+}
+
+#[test]
+fn self_healing_returns_a_polluted_cache_to_its_owner() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user, builds as root); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("b");
+    let project = user.project();
+    let sb = cache_sandbox(&user);
+    let gocache = user.home.join(".cache/go-build");
+    let root_build = root_go_build(&project, &user.home);
+    assert!(
+        root_build.status.success(),
+        "root build: {}",
+        stderr(&root_build)
+    );
+    assert!(!user.go_build(&project).status.success());
+
+    // goguardd's scan at start heals the per-user root (owner: auto).
+    let _daemon = sb.start();
+    assert_eq!(owners_under(&gocache), [user.uid()].into());
+    assert!(user.go_build(&project).status.success());
+    // The admin sees the roots and the journal of what was done.
+    let roots = ctl(&sb.socket(), &["roots"]);
+    assert!(
+        stdout(&roots).contains(gocache.to_str().unwrap()),
+        "{}",
+        stdout(&roots)
+    );
+}
