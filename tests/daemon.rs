@@ -64,7 +64,10 @@ fn status_as_text_and_json() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["audit", "control-socket", "metrics", "store", "watcher"]);
+    assert_eq!(
+        names,
+        ["audit", "control-socket", "metrics", "store", "watcher"]
+    );
 
     // The socket has the configured mode.
     let meta = std::fs::symlink_metadata(sb.socket()).unwrap();
