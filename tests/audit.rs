@@ -15,6 +15,11 @@ use crate::util::*;
 /// One raw kernel AVC event (AVC, SYSCALL, CWD, PATH, PROCTITLE, EOE) for
 /// `comm` denied `perm` on `path`, with serial `serial`.
 pub fn avc_event(serial: u64, comm: &str, perm: &str, path: &str) -> String {
+    avc_event_exe(serial, comm, "/usr/lib/go-1.19/bin/go", perm, path)
+}
+
+/// The same, with the executable named.
+pub fn avc_event_exe(serial: u64, comm: &str, exe: &str, perm: &str, path: &str) -> String {
     let ts = format!("{}.{:03}", 1_700_000_000 + serial / 1000, serial % 1000);
     let name = Path::new(path)
         .file_name()
@@ -24,7 +29,7 @@ pub fn avc_event(serial: u64, comm: &str, perm: &str, path: &str) -> String {
     let id = format!("msg=audit({ts}:{serial})");
     format!(
         "type=AVC {id}: avc:  denied  {{ {perm} }} for  pid=4242 comm=\"{comm}\" name=\"{name}\" dev=\"dm-0\" ino=131 scontext=system_u:system_r:container_t:s0:c1,c2 tcontext=unconfined_u:object_r:cache_home_t:s0 tclass=dir permissive=0\n\
-         type=SYSCALL {id}: arch=c000003e syscall=257 success=no exit=-13 a0=ffffff9c a1=c000123456 a2=80241 a3=1b6 items=1 ppid=4000 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=(none) ses=3 comm=\"{comm}\" exe=\"/usr/lib/go-1.19/bin/go\" subj=system_u:system_r:container_t:s0:c1,c2 key=(null)\n\
+         type=SYSCALL {id}: arch=c000003e syscall=257 success=no exit=-13 a0=ffffff9c a1=c000123456 a2=80241 a3=1b6 items=1 ppid=4000 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=(none) ses=3 comm=\"{comm}\" exe=\"{exe}\" subj=system_u:system_r:container_t:s0:c1,c2 key=(null)\n\
          type=CWD {id}: cwd=\"/home/ann/src\"\n\
          type=PATH {id}: item=0 name=\"{path}\" inode=131 dev=fd:00 mode=040755 ouid=1000 ogid=1000 rdev=00:00 obj=unconfined_u:object_r:cache_home_t:s0 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0\n\
          type=PROCTITLE {id}: proctitle=676F006275696C64\n\
@@ -412,4 +417,29 @@ fn explain_reads_a_log_offline() {
     let missing = run(&["explain", "/nonexistent/audit.log"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read /nonexistent/audit.log"));
+}
+
+#[test]
+fn a_denial_inside_a_cache_root_is_go_related_whatever_the_command() {
+    let sb = Sandbox::new();
+    let log = sb.path().join("audit.log");
+    std::fs::write(&log, "").unwrap();
+    let root = sb.path().join("shared-cache");
+    std::fs::create_dir(&root).unwrap();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[audit]\nenabled = true\nlog = \"{}\"\nretention_days = 0\n\
+         [[root]]\npath = \"{}\"\nkind = \"custom\"",
+        log.display(),
+        root.display()
+    ));
+    let _daemon = sb.start();
+    let inside = root.join("00/abc-d");
+    append(&log, &avc_event_exe(1, "cp", "/usr/bin/cp", "write", inside.to_str().unwrap()));
+    append(&log, &avc_event_exe(2, "cp", "/usr/bin/cp", "write", "/srv/elsewhere/file"));
+    append(&log, &avc_event(3, "go", "read", "/srv/elsewhere/file"));
+    wait_total(&sb, 2);
+    let all = denials_json(&sb, &[]);
+    let targets: Vec<&str> = all.iter().map(|d| d["target"].as_str().unwrap()).collect();
+    assert!(targets.contains(&inside.to_str().unwrap()), "{targets:?}");
+    assert!(all.iter().all(|d| !(d["comm"] == "cp" && d["target"] == "/srv/elsewhere/file")), "{all:#?}");
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use goguard_audit::{AuditEvent, Avc, EventAssembler, GoTools};
+use goguard_audit::{AssemblerConfig, AuditEvent, Avc, EventAssembler, GoTools, Retention};
 use goguard_proto::v1 as pb;
 use goguard_store::{AuditCursor, DenialKey, DenialObservation, Store};
 use goguard_tail::{Batch, Cursor, Follower, LogWatch, Start};
@@ -66,7 +66,13 @@ pub async fn run(
     let mut pass = Pass {
         log_key,
         follower,
-        assembler: EventAssembler::new(settings.event_timeout),
+        // Every event is handed out (Retention::All), even those without an
+        // AVC: the resume point must see each event complete, or the cursor
+        // would stay at its first line.
+        assembler: EventAssembler::with_config(AssemblerConfig {
+            retention: Retention::All,
+            ..AssemblerConfig::new(settings.event_timeout)
+        }),
         resume,
         tools: GoTools::new(settings.go_tools.clone()),
         current_file: saved.as_ref().map(|c| (c.dev, c.ino)),
@@ -236,8 +242,8 @@ impl Pass {
                 if !avc.is_denied() {
                     continue;
                 }
-                let no_roots: [&std::path::Path; 0] = [];
-                if !self.tools.is_go_related(&avc, &no_roots) {
+                let roots = self.root_paths();
+                if !self.tools.is_go_related(&avc, &roots) {
                     continue;
                 }
                 let comm_label = self.comm_label(avc.comm.as_deref());
@@ -269,6 +275,13 @@ impl Pass {
                 out.push((obs, avc));
             }
         }
+    }
+
+    /// The cache roots known now: a denial on a path inside one is
+    /// go-related whatever the command.
+    fn root_paths(&self) -> Vec<PathBuf> {
+        let caches = self.state.caches.read().expect("caches lock");
+        caches.roots.iter().map(|r| r.root.path.clone()).collect()
     }
 
     /// A bounded label for a command: the tool pattern it matched, or `other`.

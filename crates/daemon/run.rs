@@ -159,6 +159,16 @@ pub async fn run(
 
     let listener = clone_listener(&socket.listener)?;
     let mut server = tokio::spawn(serve_grpc(listener, state.clone(), stop_rx.clone()));
+    // The first scan (and self-heal) of every root, before the audit follower
+    // starts (it needs the roots to judge denials) and before READY=1.
+    state.components.set(
+        crate::daemon_state::WATCHER,
+        ComponentState::Starting,
+        "first scan",
+    );
+    if let Err(e) = crate::healing::rescan_all(&state).await {
+        tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
+    }
     let audit_config = state.config().audit.clone();
     let mut audit = if audit_config.enabled_in(opts.mode) {
         state.components.set(
@@ -186,15 +196,6 @@ pub async fn run(
         );
         None
     };
-    // The first scan (and self-heal) of every root, then the periodic backstop.
-    state.components.set(
-        crate::daemon_state::WATCHER,
-        ComponentState::Starting,
-        "first scan",
-    );
-    if let Err(e) = crate::healing::rescan_all(&state).await {
-        tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
-    }
     let scan_every = state.config().scan.interval_secs.0;
     let scan_period = Duration::from_secs(scan_every.max(1));
     let mut scan_tick =

@@ -68,6 +68,12 @@ pub(crate) fn open_root(path: &Path) -> rustix::io::Result<OwnedFd> {
     )
 }
 
+/// (st_dev, st_ino) of an open directory.
+pub(crate) fn dir_id(fd: &OwnedFd) -> rustix::io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// Opens the directory `rel` beneath `root` for reading ("" is the root itself). Fails with
 /// ELOOP if any component is a symlink, EXDEV if it lies on another mount, ENOTDIR if it is
 /// not a directory, ENOENT if it is gone.

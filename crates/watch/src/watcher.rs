@@ -95,12 +95,14 @@ struct Root {
 
 #[derive(Debug)]
 enum RootState {
-    /// The root exists and its top directory is watched.
+    /// The root exists and its top directory is watched. No fd is kept open on it: an open
+    /// fd would hold back `IN_DELETE_SELF` until it is closed.
     Watching {
-        /// `O_PATH` fd of the root: everything inside is opened beneath it.
-        fd: OwnedFd,
         /// wd of the root's top directory.
         top: i32,
+        /// Identity of the watched top directory: a later open of the root path must find
+        /// the same directory, or the root was replaced.
+        id: DirId,
     },
     /// The root does not exist; `ancestor` (if a watch could be placed) is the wd of its
     /// nearest existing ancestor.
@@ -109,6 +111,9 @@ enum RootState {
     /// rescans see it.
     Unwatched,
 }
+
+/// (st_dev, st_ino) of a directory.
+type DirId = (u64, u64);
 
 #[derive(Debug)]
 struct Ancestor {
@@ -468,10 +473,11 @@ impl Watcher {
         for _ in 0..RESOLVE_ATTEMPTS {
             match sys::open_root(&path) {
                 Ok(fd) => {
+                    let id = sys::dir_id(&fd);
                     let walk = self.walk(root_id, &fd, NO_PARENT, PathBuf::new(), false);
-                    let state = match walk.start_wd {
-                        Some(top) => RootState::Watching { fd, top },
-                        None => RootState::Unwatched,
+                    let state = match (walk.start_wd, id) {
+                        (Some(top), Ok(id)) => RootState::Watching { top, id },
+                        _ => RootState::Unwatched,
                     };
                     if let Some(root) = self.roots.get_mut(&root_id) {
                         root.state = state;
@@ -548,16 +554,21 @@ impl Watcher {
 
     /// A directory `rel_path` appeared in the watched directory `parent`: watch and scan it.
     fn watch_new_dir(&mut self, root_id: u32, parent: i32, rel_path: PathBuf) {
-        let fd = match self.roots.get(&root_id).map(|r| &r.state) {
-            Some(RootState::Watching { fd, .. }) => fd.try_clone(),
-            _ => return,
+        let Some(root) = self.roots.get(&root_id) else {
+            return;
         };
-        match fd {
-            Ok(fd) => {
+        let RootState::Watching { id, .. } = root.state else {
+            return;
+        };
+        match sys::open_root(&root.path) {
+            Ok(fd) if sys::dir_id(&fd).is_ok_and(|now| now == id) => {
                 self.walk(root_id, &fd, parent, rel_path, true);
             }
+            // The root path names another directory now, or nothing: the watched one was
+            // renamed or deleted, and its own event may still be held back.
+            Ok(_) | Err(Errno::NOENT | Errno::NOTDIR) => self.root_gone(root_id),
             Err(e) => {
-                // Out of fds: the daemon must look for itself.
+                // Out of fds, or the like: the daemon must look for itself.
                 tracing::warn!(root_id, path = %rel_path.display(), error = %e,
                     "cannot scan a new directory");
                 self.counters.unreadable_dirs += 1;
