@@ -434,12 +434,22 @@ fn a_denial_inside_a_cache_root_is_go_related_whatever_the_command() {
     ));
     let _daemon = sb.start();
     let inside = root.join("00/abc-d");
-    append(&log, &avc_event_exe(1, "cp", "/usr/bin/cp", "write", inside.to_str().unwrap()));
-    append(&log, &avc_event_exe(2, "cp", "/usr/bin/cp", "write", "/srv/elsewhere/file"));
+    append(
+        &log,
+        &avc_event_exe(1, "cp", "/usr/bin/cp", "write", inside.to_str().unwrap()),
+    );
+    append(
+        &log,
+        &avc_event_exe(2, "cp", "/usr/bin/cp", "write", "/srv/elsewhere/file"),
+    );
     append(&log, &avc_event(3, "go", "read", "/srv/elsewhere/file"));
     wait_total(&sb, 2);
     let all = denials_json(&sb, &[]);
     let targets: Vec<&str> = all.iter().map(|d| d["target"].as_str().unwrap()).collect();
     assert!(targets.contains(&inside.to_str().unwrap()), "{targets:?}");
-    assert!(all.iter().all(|d| !(d["comm"] == "cp" && d["target"] == "/srv/elsewhere/file")), "{all:#?}");
+    assert!(
+        all.iter()
+            .all(|d| !(d["comm"] == "cp" && d["target"] == "/srv/elsewhere/file")),
+        "{all:#?}"
+    );
 }

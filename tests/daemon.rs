@@ -620,3 +620,31 @@ fn an_ordinary_user_gets_status_as_a_user_and_root_as_admin() {
     assert_eq!(j["caller"]["role"], "user");
     assert_eq!(status_json(&sb.socket())["caller"]["role"], "admin");
 }
+
+#[test]
+fn under_systemd_logs_have_no_timestamps_or_colours() {
+    let sb = Sandbox::new();
+    sb.write_config("metrics_listen = \"\"");
+    let daemon = sb.spawn(&[("JOURNAL_STREAM", "8:12345")]);
+    daemon.wait_ready(&sb.socket());
+    let log = daemon.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("goguardd is ready"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.starts_with(" INFO ") || line.starts_with("INFO "),
+        "{line:?}"
+    );
+    assert!(!log.contains('\x1b'), "{log:?}");
+    // Outside systemd the same line carries a timestamp.
+    let sb2 = Sandbox::new();
+    sb2.write_config("metrics_listen = \"\"");
+    let plain = sb2.start();
+    let text = plain.log_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("goguardd is ready"))
+        .unwrap();
+    assert!(line.starts_with("20"), "{line:?}");
+}
