@@ -159,9 +159,15 @@ fn owners_under(dir: &Path) -> std::collections::BTreeSet<u32> {
 }
 
 fn cache_sandbox(user: &TestUser) -> Sandbox {
+    cache_sandbox_heal(user, true)
+}
+
+/// With `auto` false goguardd only reports; repairs happen on request.
+fn cache_sandbox_heal(user: &TestUser, auto: bool) -> Sandbox {
     let sb = Sandbox::new();
     sb.write_config(&format!(
-        "metrics_listen = \"\"\n[audit]\nenabled = false\n[discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0",
+        "metrics_listen = \"\"\n[audit]\nenabled = false\n[discovery]\nusers = [\"{}\"]\n\
+         [scan]\ninterval_secs = 0\n[heal]\nauto = {auto}",
         user.name
     ));
     sb
@@ -175,7 +181,9 @@ fn a_user_repairs_a_cache_polluted_by_root_without_sudo() {
     }
     let user = TestUser::create("a");
     let project = user.project();
-    let sb = cache_sandbox(&user);
+    // Report-only, so the repair the user asks for is what fixes the cache
+    // (self-healing would fix it first).
+    let sb = cache_sandbox_heal(&user, false);
     let _daemon = sb.start();
     let gocache = user.home.join(".cache/go-build");
 
@@ -334,4 +342,96 @@ fn self_healing_returns_a_polluted_cache_to_its_owner() {
         "{}",
         stdout(&roots)
     );
+}
+
+#[test]
+fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user, chowns to root); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("c");
+    let uid = user.uid();
+    let gocache = user.home.join(".cache/go-build");
+    std::fs::create_dir_all(gocache.join("00")).unwrap();
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{0}:{0}", user.name))
+        .arg(user.home.join(".cache"))
+        .output()
+        .unwrap();
+    assert!(chown.status.success());
+    let sb = cache_sandbox(&user);
+    let _daemon = sb.start();
+    let mut watch = Command::new(GOGUARDCTL)
+        .arg("--socket")
+        .arg(sb.socket())
+        .args(["watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A root-owned entry appears (what `sudo go build` leaves): healed at once.
+    let mut latencies = Vec::new();
+    for i in 0..10 {
+        let f = gocache.join(format!("00/{i:02}-d"));
+        let t = Instant::now();
+        std::fs::write(&f, b"x").unwrap(); // we are root: root-owned
+        while std::fs::metadata(&f).unwrap().uid() != uid {
+            assert!(
+                t.elapsed() < STARTUP,
+                "{} was never given back",
+                f.display()
+            );
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        latencies.push(t.elapsed());
+        let line = lines.next().unwrap().unwrap();
+        let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(e["kind"], "repair", "{line}");
+        assert_eq!(e["repair"]["operation"], "chown", "{line}");
+        assert_eq!(e["repair"]["path"], f.display().to_string(), "{line}");
+    }
+    latencies.sort();
+    eprintln!(
+        "drift → healed: median {:?}, p90 {:?}, max {:?}",
+        latencies[4], latencies[8], latencies[9]
+    );
+    assert!(latencies[4] < Duration::from_secs(1), "{latencies:?}");
+
+    // Something keeps chowning one file back: after a few rounds goguardd
+    // stops fighting and says so.
+    let f = gocache.join("00/contested-d");
+    std::fs::write(&f, b"x").unwrap();
+    let mut quarantined = false;
+    for _ in 0..12 {
+        let t = Instant::now();
+        while std::fs::metadata(&f).unwrap().uid() != uid && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if std::fs::metadata(&f).unwrap().uid() != uid {
+            quarantined = true;
+            break;
+        }
+        std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
+    }
+    assert!(quarantined, "the loop guard never stepped in");
+    let mut saw = false;
+    for line in lines.by_ref().take(20) {
+        let e: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if e["kind"] == "quarantined" {
+            assert_eq!(e["quarantined"]["path"], f.display().to_string());
+            assert_eq!(e["quarantined"]["kind"], "foreign_owner");
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw, "no quarantined event on the stream");
+    let _ = watch.kill();
+    let _ = watch.wait();
 }

@@ -66,7 +66,14 @@ fn status_as_text_and_json() {
         .collect();
     assert_eq!(
         names,
-        ["audit", "control-socket", "metrics", "store", "watcher"]
+        [
+            "audit",
+            "control-socket",
+            "metrics",
+            "scan",
+            "store",
+            "watcher"
+        ]
     );
 
     // The socket has the configured mode.

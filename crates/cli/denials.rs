@@ -129,8 +129,9 @@ pub fn render_table(denials: &[pb::Denial], style: &Style) -> String {
 
 /// One line per live event.
 pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
-    match &e.payload {
-        Some(pb::event::Payload::Denial(seen)) => {
+    let at = timefmt::utc(e.at_unix);
+    match e.payload.as_ref()? {
+        pb::event::Payload::Denial(seen) => {
             let d = seen.denial.as_ref()?;
             let what = if seen.first_time {
                 style.warn("new denial")
@@ -138,8 +139,7 @@ pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
                 "denial again".to_owned()
             };
             Some(format!(
-                "{} {what}: {} {} {} {} ({} → {}) count={}",
-                timefmt::utc(e.at_unix),
+                "{at} {what}: {} {} {} {} ({} → {}) count={}",
                 d.comm,
                 perms(&d.permissions),
                 d.tclass,
@@ -149,7 +149,26 @@ pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
                 d.count
             ))
         }
-        None => None,
+        pb::event::Payload::Repair(r) => {
+            let a = r.action.as_ref()?;
+            Some(format!(
+                "{at} {}: {} {}: {} → {} ({}; {})",
+                style.good("repaired"),
+                a.operation,
+                a.path,
+                a.before,
+                a.after,
+                a.fixes.join(", "),
+                r.cause
+            ))
+        }
+        pb::event::Payload::Quarantined(q) => Some(format!(
+            "{at} {}: {} keeps returning to {}; no repairs until {} UTC",
+            style.bad("quarantined"),
+            q.path,
+            q.kind,
+            timefmt::utc(q.until_unix)
+        )),
     }
 }
 
@@ -162,18 +181,43 @@ pub struct EventJson {
     pub first_time: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denial: Option<DenialJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<serde_json::Value>,
 }
 
 pub fn event_json(e: &pb::Event) -> Option<EventJson> {
-    let Some(pb::event::Payload::Denial(seen)) = &e.payload else {
-        return None;
-    };
-    Some(EventJson {
+    let mut out = EventJson {
         at_unix: e.at_unix,
-        kind: "denial",
-        first_time: Some(seen.first_time),
-        denial: seen.denial.as_ref().map(DenialJson::from_pb),
-    })
+        kind: "",
+        first_time: None,
+        denial: None,
+        repair: None,
+        quarantined: None,
+    };
+    match e.payload.as_ref()? {
+        pb::event::Payload::Denial(seen) => {
+            out.kind = "denial";
+            out.first_time = Some(seen.first_time);
+            out.denial = seen.denial.as_ref().map(DenialJson::from_pb);
+        }
+        pb::event::Payload::Repair(r) => {
+            let a = r.action.as_ref()?;
+            out.kind = "repair";
+            out.repair = Some(serde_json::json!({
+                "root": r.root, "cause": r.cause, "path": a.path, "operation": a.operation,
+                "before": a.before, "after": a.after, "applied": a.applied, "fixes": a.fixes,
+            }));
+        }
+        pb::event::Payload::Quarantined(q) => {
+            out.kind = "quarantined";
+            out.quarantined = Some(serde_json::json!({
+                "root": q.root, "path": q.path, "kind": q.kind, "until_unix": q.until_unix,
+            }));
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub struct Config {
     pub discovery: DiscoveryConfig,
     pub selinux: SelinuxConfig,
     pub scan: ScanConfig,
+    pub heal: HealConfig,
     /// `[[root]]`: caches the admin declares (shared, CI, custom).
     pub root: Vec<goguard_policy::RootDecl>,
 }
@@ -53,6 +54,21 @@ impl Default for DiscoveryConfig {
 pub struct SelinuxConfig {
     /// A file_contexts file; empty = the installed policy's, when there is one.
     pub file_contexts: OptionalAbsPath,
+}
+
+/// `[heal]`: self-healing as a whole.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealConfig {
+    /// Repair drift on its own where the roots' heal policies say `auto`.
+    /// false: report only; repairs happen when someone asks (`goguardctl repair`).
+    pub auto: bool,
+}
+
+impl Default for HealConfig {
+    fn default() -> Self {
+        HealConfig { auto: true }
+    }
 }
 
 /// `[scan]`: the periodic full scan, the backstop of the watchers.

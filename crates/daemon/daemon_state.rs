@@ -36,6 +36,7 @@ pub const METRICS: &str = "metrics";
 pub const AUDIT: &str = "audit";
 pub const STORE: &str = "store";
 pub const WATCHER: &str = "watcher";
+pub const SCAN: &str = "scan";
 
 /// Component states, mirrored into the `goguard_component_up` gauge.
 pub struct Components {
@@ -101,6 +102,10 @@ pub struct DaemonState {
     pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,
     /// The roots and what the last scan found in them.
     pub caches: RwLock<crate::roots::CacheState>,
+    /// Bumped after each discovery, so the watcher syncs its roots.
+    pub roots_generation: tokio::sync::watch::Sender<u64>,
+    /// Stops self-healing from fighting over a path that keeps drifting back.
+    pub loop_guard: Mutex<goguard_policy::LoopGuard>,
 }
 
 impl DaemonState {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use goguard_policy::DriftKind;
 use goguard_store::JournalEntry;
 
-use crate::daemon_state::{ComponentState, DaemonState, WATCHER};
+use crate::daemon_state::{ComponentState, DaemonState, SCAN};
 use crate::repair::{self, Action, RepairReport};
 use crate::roots::{self, CacheState, RootState};
 
@@ -17,6 +17,7 @@ use crate::roots::{self, CacheState, RootState};
 pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u64)> {
     let config = state.config();
     let mode = state.mode;
+    let auto = config.heal.auto;
     let fc = roots::file_contexts_path(&config);
     let store = state.store.clone();
     let (cache, totals) = tokio::task::spawn_blocking(move || {
@@ -25,14 +26,10 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         let mut states = Vec::new();
         let (mut entries, mut findings) = (0u64, 0u64);
         for root in found.roots.roots() {
-            let healed = repair::repair(root, contexts.as_ref(), None, &[], false, false);
-            journal(
-                &store,
-                root.path.as_path(),
-                &healed.actions,
-                None,
-                "self-heal",
-            );
+            if auto {
+                let healed = repair::repair(root, contexts.as_ref(), None, &[], false, false);
+                journal_actions(&store, &root.path, &healed.actions, None, "self-heal");
+            }
             let report = repair::scan(root, contexts.as_ref(), None, |_, _, _| {});
             entries += report.entries;
             findings += report.findings.len() as u64;
@@ -62,8 +59,9 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         tracing::info!(problem = %p, "discovery");
     }
     *state.caches.write().expect("caches lock") = cache;
+    state.roots_generation.send_modify(|g| *g += 1);
     state.components.set(
-        WATCHER,
+        SCAN,
         ComponentState::Running,
         format!(
             "{} roots, {} entries, {} findings (periodic scans)",
@@ -84,8 +82,8 @@ fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     }
 }
 
-/// Records applied (or dry-run) changes in the store's journal.
-fn journal(
+/// Records applied changes in the store's journal.
+pub fn journal_actions(
     store: &std::sync::Mutex<goguard_store::Store>,
     root: &Path,
     actions: &[Action],
@@ -137,7 +135,7 @@ pub async fn requested_repair(
         let sub = (!rel.as_os_str().is_empty()).then_some(rel.as_path());
         let report = repair::repair(&root, contexts.as_ref(), sub, &kinds, true, dry_run);
         if !dry_run {
-            journal(
+            journal_actions(
                 &store,
                 &root.path,
                 &report.actions,

@@ -11,7 +11,8 @@
 //! - `daemon_state`: what the tasks share (status, components, roots);
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
 //!   one root through goguard-fs; `healing`: scans, self-healing and
-//!   requested repairs across roots, journaled;
+//!   requested repairs across roots, journaled; `watch_task`: inotify on
+//!   every root and self-healing of each changed path;
 //! - `metrics`: Prometheus registry and HTTP endpoint;
 //! - `notify`: sd_notify messages; `logging`: tracing setup.
 //!
@@ -32,6 +33,7 @@ mod roots;
 mod run;
 mod service;
 mod socket;
+mod watch_task;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -143,6 +143,65 @@ impl AuditMetrics {
     }
 }
 
+/// The watcher's and self-healing's metrics.
+pub struct WatchMetrics {
+    pub watches: Gauge,
+    pub overflows: Counter,
+    pub limit_hits: Counter,
+    pub repairs: Counter,
+    pub quarantined: Counter,
+    pub heal_latency: Histogram,
+}
+
+impl Default for WatchMetrics {
+    fn default() -> Self {
+        WatchMetrics {
+            watches: Gauge::default(),
+            overflows: Counter::default(),
+            limit_hits: Counter::default(),
+            repairs: Counter::default(),
+            quarantined: Counter::default(),
+            heal_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        }
+    }
+}
+
+impl WatchMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "goguard_watches",
+            "inotify watches held",
+            self.watches.clone(),
+        );
+        r.register(
+            "goguard_watch_overflows",
+            "inotify queue overflows (each answered with a full rescan)",
+            self.overflows.clone(),
+        );
+        r.register(
+            "goguard_watch_limit_hits",
+            "Directories left unwatched because the watch limit was reached",
+            self.limit_hits.clone(),
+        );
+        r.register(
+            "goguard_self_heal_repairs",
+            "Changes made by self-healing",
+            self.repairs.clone(),
+        );
+        r.register(
+            "goguard_quarantined",
+            "Paths quarantined because they kept drifting back",
+            self.quarantined.clone(),
+        );
+        r.register_with_unit(
+            "goguard_heal_latency",
+            "From an inotify notice to the path repaired",
+            Unit::Seconds,
+            self.heal_latency.clone(),
+        );
+    }
+}
+
 /// Every metric goguardd exports, with the registry that encodes them.
 pub struct Metrics {
     pub registry: Registry,
@@ -153,6 +212,7 @@ pub struct Metrics {
     pub component_up: Family<ComponentLabels, Gauge>,
     pub scrapes: Counter,
     pub audit: AuditMetrics,
+    pub watch: WatchMetrics,
 }
 
 impl Metrics {
@@ -203,6 +263,8 @@ impl Metrics {
         }));
         let audit = AuditMetrics::default();
         audit.register(&mut registry);
+        let watch = WatchMetrics::default();
+        watch.register(&mut registry);
 
         Metrics {
             registry,
@@ -212,6 +274,7 @@ impl Metrics {
             component_up,
             scrapes,
             audit,
+            watch,
         }
     }
 

@@ -225,7 +225,7 @@ pub fn repair(
     out
 }
 
-fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
+pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
     let path = dir.abs_path(rel);
     let mut action = Action {
         path,
@@ -296,4 +296,67 @@ fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
 
 fn changed<T>(o: &Outcome<T>) -> bool {
     matches!(o, Outcome::Changed { .. })
+}
+
+/// What healing one path found and did.
+#[derive(Debug, Default)]
+pub struct PathHeal {
+    /// Findings on the path before healing.
+    pub findings: Vec<Finding>,
+    /// Changes made (and failures).
+    pub actions: Vec<Action>,
+}
+
+/// Examines one entry of `root` (after an inotify notice) and applies what
+/// the heal policy marks `auto`, unless `allowed` refuses a drift kind (the
+/// loop guard). Never walks the root: one `openat2` beneath it.
+pub fn heal_path(
+    root: &CacheRoot,
+    contexts: Option<&FileContexts>,
+    rel: &Path,
+    allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
+) -> PathHeal {
+    let mut out = PathHeal::default();
+    let Ok(dir) = RootDir::open(&root.path) else {
+        return out;
+    };
+    let mut entry = match dir.open_entry(rel) {
+        Ok(e) => e,
+        Err(_) => return out, // gone already, or refused (a symlink mid-path)
+    };
+    let meta = *entry.meta();
+    let (label, expected_label) = match contexts {
+        Some(fc) if meta.kind != FileKind::Symlink => (
+            entry.label().ok().flatten(),
+            fc.lookup(&dir.abs_path(rel), st_mode(meta.kind, meta.mode)),
+        ),
+        _ => (None, None),
+    };
+    let obs = Observed {
+        rel_path: rel.to_path_buf(),
+        file_type: file_type(meta.kind),
+        uid: meta.uid,
+        gid: meta.gid,
+        mode: meta.mode,
+        acl_access: Vec::new(),
+        acl_default: Vec::new(),
+        label,
+        expected_label,
+        link_target: None,
+    };
+    drop(entry);
+    out.findings = goguard_policy::evaluate(root, &obs);
+    let wanted: Vec<Finding> = out
+        .findings
+        .iter()
+        .filter(|f| allowed(rel, f.kind))
+        .cloned()
+        .collect();
+    let plan = goguard_policy::plan(&wanted, &root.heal);
+    for op in plan.ops {
+        let action = apply(&dir, rel, &op.op, false);
+        let fixes = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
+        out.actions.push(Action { fixes, ..action });
+    }
+    out
 }

@@ -150,6 +150,8 @@ pub async fn run(
         store: store.clone(),
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),
+        roots_generation: tokio::sync::watch::channel(0).0,
+        loop_guard: Mutex::new(goguard_policy::LoopGuard::new(Default::default())),
     });
     state.components.set(
         STORE,
@@ -162,13 +164,17 @@ pub async fn run(
     // The first scan (and self-heal) of every root, before the audit follower
     // starts (it needs the roots to judge denials) and before READY=1.
     state.components.set(
-        crate::daemon_state::WATCHER,
+        crate::daemon_state::SCAN,
         ComponentState::Starting,
         "first scan",
     );
     if let Err(e) = crate::healing::rescan_all(&state).await {
         tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
     }
+    state
+        .components
+        .set(crate::daemon_state::WATCHER, ComponentState::Starting, "");
+    let mut watcher = tokio::spawn(crate::watch_task::run(state.clone(), stop_rx.clone()));
     let audit_config = state.config().audit.clone();
     let mut audit = if audit_config.enabled_in(opts.mode) {
         state.components.set(
@@ -192,7 +198,7 @@ pub async fn run(
         state.components.set(
             AUDIT,
             ComponentState::Disabled,
-            "audit.enabled is off (the default in user mode)",
+            "off ([audit] enabled; off by default in user mode)",
         );
         None
     };
@@ -262,6 +268,13 @@ pub async fn run(
                 if let Err(e) = crate::healing::rescan_all(&state).await {
                     tracing::warn!(error = %format!("{e:#}"), "periodic scan failed");
                 }
+            }
+            ended = &mut watcher => {
+                break match ended {
+                    Ok(Ok(())) => Err(anyhow::anyhow!("the watcher stopped unexpectedly")),
+                    Ok(Err(e)) => Err(e.context("the watcher failed")),
+                    Err(e) => Err(anyhow::anyhow!("the watcher task panicked: {e}")),
+                };
             }
             ended = async { audit.as_mut().expect("guarded").await }, if audit.is_some() => {
                 audit = None;

@@ -203,19 +203,7 @@ impl GoGuard for GoGuardService {
             };
             Ok(Response::new(pb::RepairResponse {
                 root: root_path.display().to_string(),
-                actions: report
-                    .actions
-                    .iter()
-                    .map(|a| pb::RepairAction {
-                        path: a.path.display().to_string(),
-                        operation: a.operation.clone(),
-                        before: a.before.clone(),
-                        after: a.after.clone(),
-                        applied: a.applied,
-                        error: a.error.clone().unwrap_or_default(),
-                        fixes: a.fixes.clone(),
-                    })
-                    .collect(),
+                actions: report.actions.iter().map(action_to_pb).collect(),
                 remaining: match &root {
                     Some(root) => report
                         .remaining
@@ -472,4 +460,16 @@ fn parse_kind(k: &str) -> Result<goguard_policy::DriftKind, Status> {
                 names.join(", ")
             ))
         })
+}
+
+pub fn action_to_pb(a: &crate::repair::Action) -> pb::RepairAction {
+    pb::RepairAction {
+        path: a.path.display().to_string(),
+        operation: a.operation.clone(),
+        before: a.before.clone(),
+        after: a.after.clone(),
+        applied: a.applied,
+        error: a.error.clone().unwrap_or_default(),
+        fixes: a.fixes.clone(),
+    }
 }

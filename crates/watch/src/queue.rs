@@ -131,9 +131,7 @@ impl NoticeQueue {
             .map(|n| match n {
                 Notice::Changed { rel_path, .. }
                 | Notice::NewDirScanned { rel_path, .. }
-                | Notice::WatchLimit { rel_path, .. } => {
-                    malloc_size(rel_path.as_os_str().len())
-                }
+                | Notice::WatchLimit { rel_path, .. } => malloc_size(rel_path.as_os_str().len()),
                 _ => 0,
             })
             .sum();

@@ -1,24 +1,27 @@
 //! The watch map: inotify watch descriptor → (root, place in the root's directory tree).
 //!
 //! Pure bookkeeping, no system calls, so it is tested on its own. Each watched directory is
-//! one [`Node`] keyed by its wd, holding its root, its parent's wd and its own name (one path
-//! component): a renamed directory's subtree needs no path rewriting, and memory per
-//! directory is one map entry plus one short name. Relative paths are rebuilt on demand by
-//! walking up to the root's top node.
+//! one [`Node`] keyed by its wd, holding its root, its parent's wd, its own name (one path
+//! component) and links to its first child and next sibling: a renamed directory's subtree
+//! needs no path rewriting, and memory per directory is one 40-byte map entry plus one short
+//! name. Relative paths are rebuilt on demand by walking up to the root's top node.
 //!
 //! Invariants: a node's parent is in the map (or the node is a root's top, parent
-//! [`NO_PARENT`]); a parent's `children` lists exactly the nodes whose parent it is; a child
-//! name is one normal component (no `/`, not `.` or `..`), so a rebuilt path never leaves
-//! its root.
+//! [`NO_PARENT`]); the sibling list starting at a parent's `first_child` holds exactly the
+//! nodes whose parent it is; a child name is one normal component (no `/`, not `.` or
+//! `..`), so a rebuilt path never leaves its root.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::mem::size_of;
+use std::mem::{self, size_of};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// The parent of a root's top directory.
 pub(crate) const NO_PARENT: i32 = -1;
+
+/// The end of a sibling list (inotify wds are positive).
+const NONE: i32 = -1;
 
 /// One watched directory.
 #[derive(Debug)]
@@ -29,8 +32,11 @@ pub(crate) struct Node {
     pub(crate) parent: i32,
     /// This directory's name in its parent (empty for a root's top).
     pub(crate) name: Box<[u8]>,
-    /// The wds of watched subdirectories: found by name on delete/rename, walked on removal.
-    pub(crate) children: Vec<i32>,
+    /// The first watched subdirectory (found by name on delete/rename, walked on removal),
+    /// or `NONE`. A linked list, not a `Vec`: 4 bytes per node instead of 24 plus a block.
+    first_child: i32,
+    /// The next subdirectory of the same parent, or `NONE`.
+    next_sibling: i32,
 }
 
 /// All watched directories of all roots.
@@ -63,7 +69,8 @@ impl WatchTree {
                 root_id,
                 parent: NO_PARENT,
                 name: Box::default(),
-                children: Vec::new(),
+                first_child: NONE,
+                next_sibling: NONE,
             },
         );
         true
@@ -78,7 +85,7 @@ impl WatchTree {
         let Some(p) = self.nodes.get_mut(&parent) else {
             return false;
         };
-        p.children.push(wd);
+        let next_sibling = mem::replace(&mut p.first_child, wd);
         let root_id = p.root_id;
         self.nodes.insert(
             wd,
@@ -86,7 +93,8 @@ impl WatchTree {
                 root_id,
                 parent,
                 name: name.into(),
-                children: Vec::new(),
+                first_child: NONE,
+                next_sibling,
             },
         );
         true
@@ -94,11 +102,14 @@ impl WatchTree {
 
     /// The wd of the watched subdirectory `name` of `parent`.
     pub(crate) fn child(&self, parent: i32, name: &[u8]) -> Option<i32> {
-        let p = self.nodes.get(&parent)?;
-        p.children
-            .iter()
-            .copied()
-            .find(|c| self.nodes.get(c).is_some_and(|n| &*n.name == name))
+        let mut c = self.nodes.get(&parent)?.first_child;
+        while let Some(n) = self.nodes.get(&c) {
+            if *n.name == *name {
+                return Some(c);
+            }
+            c = n.next_sibling;
+        }
+        None
     }
 
     /// The path of `wd` relative to its root's top (empty for the top).
@@ -125,16 +136,34 @@ impl WatchTree {
         let Some(node) = self.nodes.remove(&wd) else {
             return;
         };
-        if let Some(p) = self.nodes.get_mut(&node.parent) {
-            p.children.retain(|&c| c != wd);
-        }
+        self.unlink(node.parent, wd, node.next_sibling);
         removed.push(wd);
-        let mut stack = node.children;
-        while let Some(c) = stack.pop() {
-            if let Some(n) = self.nodes.remove(&c) {
+        let mut stack = vec![node.first_child];
+        while let Some(mut c) = stack.pop() {
+            while let Some(n) = self.nodes.remove(&c) {
                 removed.push(c);
-                stack.extend(n.children);
+                stack.push(n.first_child);
+                c = n.next_sibling;
             }
+        }
+    }
+
+    /// Takes `wd` (whose next sibling is `next`) out of `parent`'s list of children.
+    fn unlink(&mut self, parent: i32, wd: i32, next: i32) {
+        let Some(p) = self.nodes.get_mut(&parent) else {
+            return;
+        };
+        if p.first_child == wd {
+            p.first_child = next;
+            return;
+        }
+        let mut c = p.first_child;
+        while let Some(n) = self.nodes.get_mut(&c) {
+            if n.next_sibling == wd {
+                n.next_sibling = next;
+                return;
+            }
+            c = n.next_sibling;
         }
     }
 
@@ -143,11 +172,7 @@ impl WatchTree {
     pub(crate) fn bytes_estimate(&self) -> usize {
         let buckets = self.nodes.capacity() * 8 / 7;
         let table = buckets * (size_of::<(i32, Node)>() + 1);
-        let heap: usize = self
-            .nodes
-            .values()
-            .map(|n| malloc_size(n.name.len()) + malloc_size(n.children.capacity() * 4))
-            .sum();
+        let heap: usize = self.nodes.values().map(|n| malloc_size(n.name.len())).sum();
         table + heap
     }
 }
@@ -159,7 +184,11 @@ fn is_component(name: &[u8]) -> bool {
 
 /// Bytes glibc malloc really uses for a block of `n` bytes (0 for no allocation).
 pub(crate) fn malloc_size(n: usize) -> usize {
-    if n == 0 { 0 } else { (n + 8).div_ceil(16).max(2) * 16 }
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16).max(2) * 16
+    }
 }
 
 #[cfg(test)]
@@ -208,8 +237,15 @@ mod tests {
         removed.sort();
         assert_eq!(removed, [2, 3, 4]);
         assert_eq!(t.len(), 2);
-        assert_eq!(t.get(1).unwrap().children, [5]);
+        assert_eq!(t.child(1, b"d"), Some(5));
         assert_eq!(t.child(1, b"a"), None);
+        // Unlinking from the middle and the end of a sibling list.
+        assert!(t.insert_child(6, 1, b"e"));
+        assert!(t.insert_child(7, 1, b"f"));
+        t.remove_subtree(6, &mut removed);
+        assert_eq!((t.child(1, b"f"), t.child(1, b"d")), (Some(7), Some(5)));
+        t.remove_subtree(5, &mut removed);
+        assert_eq!((t.child(1, b"f"), t.child(1, b"d")), (Some(7), None));
         let mut again = Vec::new();
         t.remove_subtree(2, &mut again);
         assert!(again.is_empty());

@@ -1,9 +1,10 @@
 //! [`Watcher`]: one inotify instance watching every directory of every cache root, turning
 //! kernel events into [`Notice`]s.
 //!
-//! What it keeps: the watch map ([`WatchTree`]), one `O_PATH` fd per existing root (all
-//! opening happens beneath it), the ancestor watches of roots that do not exist yet, and a
-//! bounded notice queue. What it must never do: follow a symlink or cross a mount beneath a
+//! What it keeps: the watch map ([`WatchTree`]), the identity (dev, inode) of each watched
+//! root directory, the ancestor watches of roots that do not exist yet, and a bounded notice
+//! queue. No fd stays open on a root (it would hold back `IN_DELETE_SELF`); a walk opens the
+//! root path, checks it is still the watched directory, and opens everything beneath it. What it must never do: follow a symlink or cross a mount beneath a
 //! root (see `sys`), keep a watch on a directory that left its root (a directory renamed or
 //! moved away loses its subtree's watches at once), hold more than `max_watches` watches or
 //! `max_pending` droppable notices, or stay silent about lost events (`Overflow`,
@@ -12,6 +13,9 @@
 //! Renames: a directory renamed away (`IN_MOVED_FROM`) has its subtree's watches removed; a
 //! directory renamed in (`IN_MOVED_TO`) is watched and scanned like a new one, its entries
 //! reported as created. So paths in the map are always current, at the cost of a rescan.
+//!
+//! After a kernel queue overflow the map may be stale (a missed rename would leave watches on
+//! a directory outside its root), so every root's watches are dropped and placed again.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -216,9 +220,7 @@ impl Watcher {
         };
         match root.state {
             RootState::Watching { top, .. } => self.drop_subtree(top),
-            RootState::Pending {
-                ancestor: Some(wd),
-            } => self.detach_ancestor(wd, root_id),
+            RootState::Pending { ancestor: Some(wd) } => self.detach_ancestor(wd, root_id),
             RootState::Pending { ancestor: None } | RootState::Unwatched => {}
         }
         self.queue.forget_root(root_id);
@@ -287,7 +289,12 @@ impl Watcher {
         loop {
             let mut guard = self.inotify.readable().await?;
             let read = guard.try_io(|fd| {
-                sys::read_events(fd.get_ref(), &mut self.buf, &mut self.batch, &mut self.names)
+                sys::read_events(
+                    fd.get_ref(),
+                    &mut self.buf,
+                    &mut self.batch,
+                    &mut self.names,
+                )
             });
             match read {
                 Ok(result) => return result,
@@ -301,6 +308,7 @@ impl Watcher {
         self.queue.begin_batch();
         let batch = mem::take(&mut self.batch);
         let names = mem::take(&mut self.names);
+        let mut overflowed = false;
         for ev in &batch {
             let name = ev
                 .name
@@ -309,6 +317,7 @@ impl Watcher {
                 self.counters.overflows += 1;
                 tracing::warn!("inotify queue overflowed: events were lost");
                 self.queue.push(Notice::Overflow);
+                overflowed = true;
                 continue;
             }
             if self.ancestors.contains_key(&ev.wd) {
@@ -320,6 +329,32 @@ impl Watcher {
         }
         self.batch = batch;
         self.names = names;
+        if overflowed {
+            self.rewatch_all();
+        }
+    }
+
+    /// Drops every root's watches and places them again from the filesystem as it is now.
+    fn rewatch_all(&mut self) {
+        let ids: Vec<u32> = self.roots.keys().copied().collect();
+        for root_id in ids {
+            let Some(root) = self.roots.get_mut(&root_id) else {
+                continue;
+            };
+            let old = mem::replace(&mut root.state, RootState::Pending { ancestor: None });
+            match old {
+                RootState::Watching { top, .. } => self.drop_subtree(top),
+                RootState::Pending { ancestor: Some(wd) } => self.detach_ancestor(wd, root_id),
+                RootState::Pending { ancestor: None } | RootState::Unwatched => {}
+            }
+            // `initial`: the daemon rescans everything on `Overflow` anyway, so no
+            // `RootAppeared`; errors leave the root pending or unwatched.
+            if self.resolve(root_id, true).is_err()
+                && let Some(root) = self.roots.get_mut(&root_id)
+            {
+                root.state = RootState::Unwatched;
+            }
+        }
     }
 
     /// An event on a directory inside a root.
@@ -341,9 +376,9 @@ impl Watcher {
         let Some(name) = name else {
             // The watched directory itself. Below the top, its parent reports the same.
             if is_top {
-                if mask.intersects(
-                    ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::UNMOUNT,
-                ) {
+                if mask
+                    .intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::UNMOUNT)
+                {
                     self.root_gone(root_id);
                 } else if mask.contains(ReadFlags::ATTRIB) {
                     self.queue.push(Notice::Changed {
@@ -397,10 +432,7 @@ impl Watcher {
             return;
         };
         let gone = mask.intersects(
-            ReadFlags::IGNORED
-                | ReadFlags::DELETE_SELF
-                | ReadFlags::MOVE_SELF
-                | ReadFlags::UNMOUNT,
+            ReadFlags::IGNORED | ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF | ReadFlags::UNMOUNT,
         );
         let roots: Vec<u32> = if gone {
             anc.roots.clone()
@@ -462,10 +494,7 @@ impl Watcher {
         let Some(root) = self.roots.get_mut(&root_id) else {
             return Ok(report);
         };
-        if let RootState::Pending {
-            ancestor: Some(wd),
-        } = root.state
-        {
+        if let RootState::Pending { ancestor: Some(wd) } = root.state {
             root.state = RootState::Pending { ancestor: None };
             self.detach_ancestor(wd, root_id);
         }

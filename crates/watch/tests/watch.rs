@@ -192,7 +192,9 @@ async fn a_renamed_directory_reports_under_its_new_path() {
     fs::write(dir.path().join("new/sub/f"), b"x").unwrap();
     let seen = expect_all(&mut w, &[&changed(1, "new/sub/f", Change::Created)]).await;
     assert!(
-        !seen.iter().any(|n| matches!(n, Notice::Changed { rel_path, .. } if rel_path.starts_with("old/"))),
+        !seen
+            .iter()
+            .any(|n| matches!(n, Notice::Changed { rel_path, .. } if rel_path.starts_with("old/"))),
         "{seen:#?}"
     );
     assert_eq!(w.stats().watches, 3);
@@ -245,11 +247,17 @@ async fn symlinks_are_never_followed() {
     assert_eq!(w.add_root(1, root).unwrap().dirs_watched, 1);
     std::os::unix::fs::symlink(outside.path(), root.join("l2")).unwrap();
     let seen = expect_all(&mut w, &[&changed(1, "l2", Change::Created)]).await;
-    assert!(seen.iter().all(|n| !matches!(n, Notice::Changed { is_dir: true, .. })));
+    assert!(
+        seen.iter()
+            .all(|n| !matches!(n, Notice::Changed { is_dir: true, .. }))
+    );
     fs::create_dir(outside.path().join("sub")).unwrap();
     fs::write(outside.path().join("f"), b"x").unwrap();
     let seen = drain(&mut w, Duration::from_millis(300)).await;
-    assert!(seen.is_empty(), "changes outside the root were reported: {seen:#?}");
+    assert!(
+        seen.is_empty(),
+        "changes outside the root were reported: {seen:#?}"
+    );
     assert_eq!(w.stats().watches, 1);
 }
 
@@ -327,6 +335,11 @@ async fn a_kernel_queue_overflow_is_reported() {
     }
     expect_all(&mut w, &[&|n| *n == Notice::Overflow]).await;
     assert!(w.stats().overflows >= 1);
+    // Watches were placed again; later changes are still seen.
+    drain(&mut w, Duration::from_millis(200)).await;
+    assert_eq!(w.stats().watches, 1);
+    fs::write(dir.path().join("after"), b"x").unwrap();
+    expect_all(&mut w, &[&changed(1, "after", Change::Created)]).await;
 }
 
 #[tokio::test]
@@ -401,7 +414,8 @@ async fn a_tmpfs_mounted_inside_a_root_is_not_watched() {
     let seen = expect_all(&mut w, &[&changed(1, "h", Change::Created)]).await;
     let seen = [seen, drain(&mut w, Duration::from_millis(200)).await].concat();
     assert!(
-        seen.iter().all(|n| matches!(n, Notice::Changed { rel_path, .. } if rel_path == Path::new("h"))),
+        seen.iter()
+            .all(|n| matches!(n, Notice::Changed { rel_path, .. } if rel_path == Path::new("h"))),
         "{seen:#?}"
     );
 }
