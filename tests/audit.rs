@@ -47,6 +47,11 @@ fn unrelated_event(serial: u64) -> String {
     )
 }
 
+/// Appends to a log (for other test modules).
+pub fn append_pub(path: &Path, text: &str) {
+    append(path, text)
+}
+
 fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .append(true)

@@ -404,6 +404,18 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
     );
     assert!(latencies[4] < Duration::from_secs(1), "{latencies:?}");
 
+    // World-writable is only alerted on: the mode stays, a finding is streamed.
+    let dir = gocache.join("00");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let line = lines.next().unwrap().unwrap();
+    let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["kind"], "finding", "{line}");
+    assert_eq!(e["finding"]["kind"], "world_writable", "{line}");
+    assert_eq!(e["finding"]["heal"], "alert", "{line}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o777);
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
     // Something keeps chowning one file back: after a few rounds goguardd
     // stops fighting and says so.
     let f = gocache.join("00/contested-d");
@@ -434,4 +446,55 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
     assert!(saw, "no quarantined event on the stream");
     let _ = watch.kill();
     let _ = watch.wait();
+}
+
+#[test]
+fn a_denial_on_a_drifted_cache_entry_is_fixed_and_linked_to_its_repair() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user, chowns to root); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("d");
+    let gocache = user.home.join(".cache/go-build");
+    std::fs::create_dir_all(gocache.join("ab")).unwrap();
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{0}:{0}", user.name))
+        .arg(user.home.join(".cache"))
+        .output()
+        .unwrap();
+    assert!(chown.status.success());
+    let sb = Sandbox::new();
+    let log = sb.path().join("audit.log");
+    std::fs::write(&log, "").unwrap();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[audit]\nenabled = true\nlog = \"{}\"\nretention_days = 0\n\
+         [discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0",
+        log.display(),
+        user.name
+    ));
+    let _daemon = sb.start();
+    // Root leaves an entry; the user's go is denied on it.
+    let entry = gocache.join("ab/abcdef-d");
+    std::fs::write(&entry, b"x").unwrap();
+    let event = crate::audit::avc_event(7, "go", "write", entry.to_str().unwrap());
+    crate::audit::append_pub(&log, &event);
+    let deadline = Instant::now() + STARTUP;
+    let denial = loop {
+        let out = ctl(&sb.socket(), &["denials", "--json"]);
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(d) = all.into_iter().find(|d| d["status"] == "fixed") {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the denial was never marked fixed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(denial["target"], entry.display().to_string());
+    assert!(denial["fixed_by_repair"].as_i64().unwrap() > 0, "{denial}");
+    assert_eq!(std::fs::metadata(&entry).unwrap().uid(), user.uid());
 }

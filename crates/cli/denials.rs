@@ -162,6 +162,15 @@ pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
                 r.cause
             ))
         }
+        pb::event::Payload::Finding(f) => Some(format!(
+            "{at} {}: {} {} (observed {}, expected {}; heal: {})",
+            style.warn("finding"),
+            f.kind,
+            f.path,
+            f.observed,
+            f.expected,
+            f.heal
+        )),
         pb::event::Payload::Quarantined(q) => Some(format!(
             "{at} {}: {} keeps returning to {}; no repairs until {} UTC",
             style.bad("quarantined"),
@@ -185,6 +194,8 @@ pub struct EventJson {
     pub repair: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<serde_json::Value>,
 }
 
 pub fn event_json(e: &pb::Event) -> Option<EventJson> {
@@ -195,6 +206,7 @@ pub fn event_json(e: &pb::Event) -> Option<EventJson> {
         denial: None,
         repair: None,
         quarantined: None,
+        finding: None,
     };
     match e.payload.as_ref()? {
         pb::event::Payload::Denial(seen) => {
@@ -208,6 +220,13 @@ pub fn event_json(e: &pb::Event) -> Option<EventJson> {
             out.repair = Some(serde_json::json!({
                 "root": r.root, "cause": r.cause, "path": a.path, "operation": a.operation,
                 "before": a.before, "after": a.after, "applied": a.applied, "fixes": a.fixes,
+            }));
+        }
+        pb::event::Payload::Finding(f) => {
+            out.kind = "finding";
+            out.finding = Some(serde_json::json!({
+                "root": f.root, "path": f.path, "kind": f.kind, "observed": f.observed,
+                "expected": f.expected, "severity": f.severity, "heal": f.heal,
             }));
         }
         pb::event::Payload::Quarantined(q) => {

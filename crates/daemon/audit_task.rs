@@ -82,6 +82,7 @@ pub async fn run(
         store,
         state: state.clone(),
         events,
+        denied_targets: Vec::new(),
     };
     state.components.set(
         AUDIT,
@@ -94,7 +95,11 @@ pub async fn run(
             return Ok(());
         }
         let full = match pass.step(&mut batch) {
-            Ok(full) => full,
+            Ok(full) => {
+                let denied = std::mem::take(&mut pass.denied_targets);
+                crate::healing::heal_denied_targets(&state, denied).await;
+                full
+            }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "audit: a pass failed; retrying");
                 state
@@ -130,6 +135,8 @@ struct Pass {
     store: Arc<Mutex<Store>>,
     state: Arc<DaemonState>,
     events: broadcast::Sender<pb::Event>,
+    /// Stored denials with a full target path, for the healer.
+    denied_targets: Vec<(i64, PathBuf)>,
 }
 
 impl Pass {
@@ -332,6 +339,11 @@ impl Pass {
                 return Err(anyhow::Error::new(e).context("storing denials"));
             }
         };
+        for (r, (_, avc)) in recorded.iter().zip(&observations) {
+            if let Some(path) = avc.path.as_ref().filter(|p| p.is_absolute()) {
+                self.denied_targets.push((r.id, path.clone()));
+            }
+        }
         if self.events.receiver_count() == 0 {
             return Ok(());
         }

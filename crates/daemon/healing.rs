@@ -156,3 +156,67 @@ pub async fn requested_repair(
     }
     Ok(report)
 }
+
+/// Go-related denials whose target lies in a root: heal the target now (what
+/// the heal policy allows, through the loop guard), and when it is compliant
+/// afterwards mark the denial fixed, linked to the repair that fixed it (this
+/// one, or the watcher's a moment earlier).
+pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, PathBuf)>) {
+    if denied.is_empty() || !state.config().heal.auto {
+        return;
+    }
+    let (targets, fc) = {
+        let caches = state.caches.read().expect("caches lock");
+        let targets: Vec<(i64, goguard_policy::CacheRoot, PathBuf)> = denied
+            .into_iter()
+            .filter_map(|(id, path)| {
+                let rs = caches.root_for(&path)?;
+                let rel = path.strip_prefix(&rs.root.path).ok()?.to_path_buf();
+                Some((id, rs.root.clone(), rel))
+            })
+            .collect();
+        (targets, caches.file_contexts.clone())
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let contexts = open_contexts(fc.as_deref());
+        let mut fixed = 0;
+        for (id, root, rel) in targets {
+            let started = st.started;
+            let mut allowed = |p: &Path, kind| {
+                let mut guard = st.loop_guard.lock().expect("guard lock");
+                matches!(
+                    guard.check(&root.path.join(p), kind, started.elapsed()),
+                    goguard_policy::guard::GuardState::Allowed
+                )
+            };
+            let healed = repair::heal_path(&root, contexts.as_ref(), &rel, &mut allowed);
+            journal_actions(&st.store, &root.path, &healed.actions, None, "denial");
+            // Look again, changing nothing: is the target compliant now?
+            let after = repair::heal_path(&root, contexts.as_ref(), &rel, &mut |_, _| false);
+            if !after.findings.is_empty() {
+                continue; // still drifted: the denial stays new
+            }
+            let abs = root.path.join(&rel).display().to_string();
+            let mut store = st.store.lock().expect("store lock");
+            let link = store.last_journal_id_for_path(&abs).ok().flatten();
+            if link.is_some()
+                && store
+                    .set_denial_status(id, goguard_store::Status::Fixed, link)
+                    .is_ok()
+            {
+                fixed += 1;
+            }
+        }
+        fixed
+    })
+    .await;
+    if let Ok(n) = result
+        && n > 0
+    {
+        tracing::info!(count = n, "denials fixed by repairs of their targets");
+    }
+}

@@ -428,7 +428,7 @@ pub fn denial_to_pb(row: &DenialRow) -> pb::Denial {
     }
 }
 
-fn finding_to_pb(root: &goguard_policy::CacheRoot, f: &goguard_policy::Finding) -> pb::Finding {
+pub fn finding_to_pb(root: &goguard_policy::CacheRoot, f: &goguard_policy::Finding) -> pb::Finding {
     let heal = match root.heal.action(f.kind) {
         goguard_policy::HealAction::Auto => "auto",
         goguard_policy::HealAction::Alert => "alert",

@@ -219,6 +219,35 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
     };
     let now = roots::unix_now();
     for (root, healed) in &done {
+        // Drift the heal policy only alerts on (world-writable, mixed owners, ...).
+        let fixed: Vec<&str> = healed
+            .actions
+            .iter()
+            .filter(|a| a.applied)
+            .flat_map(|a| a.fixes.iter().map(String::as_str))
+            .collect();
+        let root_def = state
+            .caches
+            .read()
+            .expect("caches lock")
+            .roots
+            .iter()
+            .find(|r| &r.root.path == root)
+            .map(|r| r.root.clone());
+        if let Some(root_def) = &root_def {
+            for f in healed
+                .findings
+                .iter()
+                .filter(|f| !fixed.contains(&f.kind.as_str()))
+            {
+                let _ = state.events.send(pb::Event {
+                    at_unix: now,
+                    payload: Some(pb::event::Payload::Finding(crate::service::finding_to_pb(
+                        root_def, f,
+                    ))),
+                });
+            }
+        }
         for a in healed.actions.iter().filter(|a| a.applied) {
             state.metrics.watch.repairs.inc();
             state

@@ -45,6 +45,17 @@ impl Store {
             .map_err(self.err("appending to the repair journal"))
     }
 
+    /// The id of the latest applied change journaled for `path`, if any.
+    pub fn last_journal_id_for_path(&self, path: &str) -> Result<Option<i64>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(
+                "SELECT id FROM journal WHERE path = ?1 AND dry_run = 0 ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([path], |r| r.get::<_, i64>(0)).optional())
+            .map_err(self.err("reading the repair journal"))
+    }
+
     /// The `limit` most recent journal entries, newest first.
     pub fn list_journal(&self, limit: u32) -> Result<Vec<JournalRow>> {
         let op = "reading the repair journal";
