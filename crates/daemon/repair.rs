@@ -53,6 +53,46 @@ fn file_type(kind: FileKind) -> FileType {
     }
 }
 
+/// An ACL as the policy sees it: no entries when it is minimal (plain mode bits).
+fn policy_acl(acl: &goguard_fs::Acl, is_default: bool) -> Vec<goguard_policy::acl::AclEntry> {
+    use goguard_fs::acl::Tag;
+    use goguard_policy::acl::{AclEntry, AclTag};
+    if acl.entries().is_empty() || (!is_default && acl.is_minimal()) {
+        return Vec::new();
+    }
+    acl.entries()
+        .iter()
+        .map(|e| AclEntry {
+            tag: match e.tag {
+                Tag::UserObj => AclTag::UserObj,
+                Tag::User(id) => AclTag::User(id),
+                Tag::GroupObj => AclTag::GroupObj,
+                Tag::Group(id) => AclTag::Group(id),
+                Tag::Mask => AclTag::Mask,
+                Tag::Other => AclTag::Other,
+            },
+            perms: e.perm,
+        })
+        .collect()
+}
+
+/// Reads an entry's access and default ACLs for the policy (only for roots
+/// that declare ACLs: reading costs an open and two xattr reads).
+fn observe_acls(
+    entry: &mut goguard_fs::Entry,
+) -> (
+    Vec<goguard_policy::acl::AclEntry>,
+    Vec<goguard_policy::acl::AclEntry>,
+) {
+    match entry.acl_state() {
+        Ok(state) => (
+            policy_acl(&state.access, false),
+            policy_acl(&state.default, true),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    }
+}
+
 fn st_mode(kind: FileKind, perms: u32) -> u32 {
     let t = match kind {
         FileKind::File => libc::S_IFREG,
@@ -129,14 +169,23 @@ pub fn scan(
         } else {
             None
         };
+        let (acl_access, acl_default) =
+            if root.expected.acl.is_some() && matches!(meta.kind, FileKind::File | FileKind::Dir) {
+                match entry.open() {
+                    Ok(mut e) => observe_acls(&mut e),
+                    Err(_) => (Vec::new(), Vec::new()),
+                }
+            } else {
+                (Vec::new(), Vec::new())
+            };
         let obs = Observed {
             rel_path: entry.rel.to_path_buf(),
             file_type: file_type(meta.kind),
             uid: meta.uid,
             gid: meta.gid,
             mode: meta.mode,
-            acl_access: Vec::new(),
-            acl_default: Vec::new(),
+            acl_access,
+            acl_default,
             label,
             expected_label,
             link_target,
@@ -265,7 +314,10 @@ pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action
         Operation::Chown { .. } => format!("{}:{}", meta.uid, meta.gid),
         Operation::Chmod { .. } => format!("{:04o}", meta.mode),
         Operation::Relabel { .. } => entry.label().ok().flatten().unwrap_or_default(),
-        _ => String::new(),
+        Operation::SetAcl { .. } | Operation::RemoveAclEntry { .. } => match entry.acl_state() {
+            Ok(state) => state.getfacl_omit_header().trim_end().replace('\n', ","),
+            Err(_) => String::new(),
+        },
     };
     if dry_run {
         return action;
@@ -283,8 +335,16 @@ pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action
             .set_label(context)
             .map(|o| changed(&o))
             .map_err(|e| e.to_string()),
-        Operation::SetAcl { .. } | Operation::RemoveAclEntry { .. } => {
-            Err("ACL repairs are not wired into the daemon yet".to_owned())
+        Operation::SetAcl { spec } | Operation::RemoveAclEntry { spec } => {
+            let remove = matches!(op, Operation::RemoveAclEntry { .. });
+            // Plans carry numeric ids, so no name needs resolving.
+            match goguard_fs::acl::parse_ops(spec, remove, &|_, _| None) {
+                Ok(ops) => entry
+                    .apply_acl(&ops)
+                    .map(|o| changed(&o))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(format!("bad ACL spec {spec:?}: {e}")),
+            }
         }
     };
     match result {
@@ -332,14 +392,20 @@ pub fn heal_path(
         ),
         _ => (None, None),
     };
+    let (acl_access, acl_default) =
+        if root.expected.acl.is_some() && matches!(meta.kind, FileKind::File | FileKind::Dir) {
+            observe_acls(&mut entry)
+        } else {
+            (Vec::new(), Vec::new())
+        };
     let obs = Observed {
         rel_path: rel.to_path_buf(),
         file_type: file_type(meta.kind),
         uid: meta.uid,
         gid: meta.gid,
         mode: meta.mode,
-        acl_access: Vec::new(),
-        acl_default: Vec::new(),
+        acl_access,
+        acl_default,
         label,
         expected_label,
         link_target: None,
