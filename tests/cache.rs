@@ -745,3 +745,48 @@ fn regex_escape(s: &str) -> String {
     }
     out
 }
+
+#[test]
+fn roots_are_discovered_again_when_go_env_w_changes_them() {
+    use std::time::{Duration, Instant};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("e");
+    let sb = cache_sandbox(&user);
+    let _daemon = sb.start();
+    let roots = |sb: &Sandbox| -> Vec<String> {
+        let out = ctl(&sb.socket(), &["roots", "--json"]);
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        j["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let default = user.home.join(".cache/go-build").display().to_string();
+    assert!(roots(&sb).contains(&default));
+    // What `go env -w GOCACHE=...` writes.
+    let moved = user.home.join("gocache2").display().to_string();
+    std::fs::create_dir_all(user.home.join(".config/go")).unwrap();
+    std::fs::write(
+        user.home.join(".config/go/env"),
+        format!("GOCACHE={moved}\n"),
+    )
+    .unwrap();
+    let t = Instant::now();
+    loop {
+        let now = roots(&sb);
+        if now.contains(&moved) && !now.contains(&default) {
+            break;
+        }
+        assert!(
+            t.elapsed() < STARTUP,
+            "roots never followed the go env file: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("go env -w → roots re-read in {:?}", t.elapsed());
+}

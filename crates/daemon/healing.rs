@@ -22,6 +22,7 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
     let store = state.store.clone();
     let (cache, totals) = tokio::task::spawn_blocking(move || {
         let found = roots::discover(&config, mode);
+        let fingerprint = roots::inputs_fingerprint(&found.inputs);
         let contexts = open_contexts(fc.as_deref());
         let mut states = Vec::new();
         let (mut entries, mut findings) = (0u64, 0u64);
@@ -48,6 +49,8 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         (
             CacheState {
                 roots: states,
+                inputs: found.inputs,
+                inputs_fingerprint: fingerprint,
                 problems: found.problems,
                 file_contexts: fc,
             },
@@ -218,5 +221,25 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
         && n > 0
     {
         tracing::info!(count = n, "denials fixed by repairs of their targets");
+    }
+}
+
+/// Runs discovery again when its inputs changed since the last one.
+pub async fn rediscover_if_inputs_changed(state: &Arc<DaemonState>) {
+    let (inputs, before) = {
+        let caches = state.caches.read().expect("caches lock");
+        (caches.inputs.clone(), caches.inputs_fingerprint.clone())
+    };
+    if inputs.is_empty() {
+        return;
+    }
+    let now = tokio::task::spawn_blocking(move || roots::inputs_fingerprint(&inputs))
+        .await
+        .unwrap_or_default();
+    if now != before {
+        tracing::info!("a user's Go or session environment changed: discovering roots again");
+        if let Err(e) = rescan_all(state).await {
+            tracing::warn!(error = %format!("{e:#}"), "rediscovery failed");
+        }
     }
 }

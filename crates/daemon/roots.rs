@@ -16,6 +16,8 @@ use crate::config::Config;
 /// The outcome of one discovery.
 pub struct Discovered {
     pub roots: RootSet,
+    /// Files and directories whose change means discovery must run again.
+    pub inputs: Vec<PathBuf>,
     /// Things an admin should know: unknown owners in `[[root]]`, users
     /// skipped, overlapping roots, misconfigured GOCACHE.
     pub problems: Vec<String>,
@@ -68,6 +70,7 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
         Mode::User => Scope::User(nix::unistd::geteuid().as_raw()),
     };
     let mut discovered = Vec::new();
+    let mut inputs = Vec::new();
     if d.enabled {
         let (goroot, version) = host_go();
         let (users, skipped) =
@@ -75,6 +78,20 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
         for s in skipped {
             problems.push(format!("user {} skipped: {}", s.name, s.reason));
         }
+        let with_env_files: Vec<_> = users
+            .iter()
+            .map(|u| {
+                let (envd, _) = goguard_policy::envd::load(
+                    &discovery::environment_d_dirs(u),
+                    &discovery::base_environment(u, &cfg),
+                );
+                (*u, discovery::env_file_for(u, &cfg, &envd, version))
+            })
+            .collect();
+        inputs = discovery::watch_paths(&with_env_files, &goroot, version)
+            .into_iter()
+            .map(|w| w.path)
+            .collect();
         for user in users {
             let caches = discovery::load_user(user, &cfg, &goroot, version);
             for p in caches.problems {
@@ -87,7 +104,27 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
     for c in conflicts {
         problems.push(format!("{c:?}"));
     }
-    Discovered { roots, problems }
+    Discovered {
+        roots,
+        inputs,
+        problems,
+    }
+}
+
+/// A cheap summary of the discovery inputs (existence, size, mtime of each;
+/// a directory's mtime changes when an entry is added or removed), compared
+/// every few seconds to notice a `go env -w`, a new environment.d file or a
+/// new user without waiting for the periodic scan.
+pub fn inputs_fingerprint(inputs: &[PathBuf]) -> Vec<Option<(u64, i64, i64)>> {
+    use std::os::unix::fs::MetadataExt;
+    inputs
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.size(), m.mtime(), m.mtime_nsec()))
+        })
+        .collect()
 }
 
 /// A short name of where a root came from, for people.
@@ -117,6 +154,9 @@ pub struct RootState {
 #[derive(Debug, Default)]
 pub struct CacheState {
     pub roots: Vec<RootState>,
+    /// What discovery read, and its fingerprint then.
+    pub inputs: Vec<PathBuf>,
+    pub inputs_fingerprint: Vec<Option<(u64, i64, i64)>>,
     pub problems: Vec<String>,
     pub file_contexts: Option<PathBuf>,
 }
