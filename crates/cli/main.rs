@@ -106,6 +106,12 @@ enum Command {
         /// current directory).
         path: PathBuf,
     },
+    /// Discover the roots again and scan (and self-heal) them now. Admins only.
+    Rescan {
+        /// Print JSON instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print goguardd's events as they happen (one line each; Ctrl-C stops).
     Watch {
         /// Print one JSON object per line.
@@ -194,6 +200,7 @@ fn main() -> ExitCode {
         }
         Command::Watch { json } => run_async(watch(cli.socket, json, style)),
         Command::Roots { json } => run_async(list_roots(cli.socket, json, style)),
+        Command::Rescan { json } => run_async(rescan(cli.socket, json)),
         Command::Findings { path, json } => run_async(list_findings(cli.socket, path, json, style)),
         Command::Repair {
             dry_run,
@@ -523,5 +530,39 @@ async fn repair(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+async fn rescan(socket: Option<PathBuf>, json: bool) -> ExitCode {
+    let mut client = match connect_or_exit(socket.as_deref()).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!("scanning every root …");
+    }
+    let r = match client
+        .rescan(goguard_proto::v1::RescanRequest {
+            root: String::new(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => return rpc_failed("rescan", &s),
+    };
+    let text = if json {
+        serde_json::json!({ "roots": r.roots, "entries": r.entries, "findings": r.findings })
+            .to_string()
+    } else {
+        format!(
+            "scanned {} roots, {} entries: {} findings",
+            r.roots, r.entries, r.findings
+        )
+    };
+    println!("{text}");
+    if r.findings == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
