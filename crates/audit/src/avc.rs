@@ -21,8 +21,8 @@
 //! Nothing here does I/O or panics; values that do not parse are `None`.
 
 use std::borrow::Cow;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
 use memchr::memchr;
@@ -187,16 +187,16 @@ impl Avc {
             cwd: None,
             proctitle: None,
         };
-        let text = |v: Value<'_>| Some(v.to_str_lossy().into_owned());
-        let decoded = |v: Value<'_>| decode_in(format, v).into_owned();
+        let text = |v: Value<'_>| Some(lossy(v.raw));
+        let decoded = |v| decode_in(format, v);
         for (key, value) in Fields::new(parsed.fields) {
             match key {
                 b"pid" if avc.pid.is_none() => avc.pid = parse_u32(value.raw),
-                b"comm" if avc.comm.is_none() => avc.comm = Some(lossy(&decoded(value))),
-                b"exe" if avc.exe.is_none() => avc.exe = Some(path_of(&decoded(value))),
-                b"name" if avc.name.is_none() => avc.name = Some(lossy(&decoded(value))),
+                b"comm" if avc.comm.is_none() => avc.comm = Some(string_of(decoded(value))),
+                b"exe" if avc.exe.is_none() => avc.exe = Some(path_buf_of(decoded(value))),
+                b"name" if avc.name.is_none() => avc.name = Some(string_of(decoded(value))),
                 b"path" if avc.path.is_none() => {
-                    avc.path = Some(path_of(&decoded(value)));
+                    avc.path = Some(path_buf_of(decoded(value)));
                     avc.path_source = Some(PathSource::AvcField);
                 }
                 b"dev" if avc.dev.is_none() => avc.dev = text(value),
@@ -220,8 +220,8 @@ impl Avc {
                     b"pid" if avc.pid.is_none() => avc.pid = parse_u32(value.raw),
                     b"uid" if avc.uid.is_none() => avc.uid = parse_u32(value.raw),
                     b"auid" if avc.auid.is_none() => avc.auid = parse_u32(value.raw),
-                    b"comm" if avc.comm.is_none() => avc.comm = Some(lossy(&decoded(value))),
-                    b"exe" if avc.exe.is_none() => avc.exe = Some(path_of(&decoded(value))),
+                    b"comm" if avc.comm.is_none() => avc.comm = Some(string_of(decoded(value))),
+                    b"exe" if avc.exe.is_none() => avc.exe = Some(path_buf_of(decoded(value))),
                     _ => {}
                 }
             }
@@ -303,12 +303,33 @@ fn trim_start(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// The bytes as text, invalid UTF-8 replaced (one allocation, no copy through a `Cow`).
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// [`lossy`] of a decoded value, reusing the buffer of an owned (hex-decoded) one.
+fn string_of(bytes: Cow<'_, [u8]>) -> String {
+    match bytes {
+        Cow::Borrowed(b) => lossy(b),
+        Cow::Owned(v) => String::from_utf8(v)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
 }
 
 fn path_of(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+/// [`path_of`] of a decoded value, reusing the buffer of an owned one.
+fn path_buf_of(bytes: Cow<'_, [u8]>) -> PathBuf {
+    match bytes {
+        Cow::Borrowed(b) => path_of(b),
+        Cow::Owned(v) => PathBuf::from(OsString::from_vec(v)),
+    }
 }
 
 fn parse_u32(s: &[u8]) -> Option<u32> {
@@ -327,18 +348,19 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
 /// What the non-AVC records of an event say.
 #[derive(Default)]
 struct EventContext<'a> {
-    syscalls: Vec<Syscall>,
+    syscalls: Vec<Syscall<'a>>,
     cwd: Option<PathBuf>,
     paths: Vec<PathItem<'a>>,
     avc_paths: Vec<Cow<'a, [u8]>>,
     proctitle: Option<String>,
 }
 
-struct Syscall {
+/// Borrowed from the record (decoded values owned); copied into each `Avc` it joins.
+struct Syscall<'a> {
     pid: Option<u32>,
-    comm: Option<String>,
-    exe: Option<PathBuf>,
-    syscall: Option<String>,
+    comm: Option<Cow<'a, [u8]>>,
+    exe: Option<Cow<'a, [u8]>>,
+    syscall: Option<&'a [u8]>,
     success: Option<bool>,
     exit: Option<i64>,
     uid: Option<u32>,
@@ -357,7 +379,7 @@ impl<'a> EventContext<'a> {
             match r.record_type {
                 "SYSCALL" => ctx.syscalls.push(syscall_of(r)),
                 "CWD" if ctx.cwd.is_none() => {
-                    ctx.cwd = r.get_decoded("cwd").map(|c| path_of(&c));
+                    ctx.cwd = r.get_decoded("cwd").map(path_buf_of);
                 }
                 "PATH" => {
                     if let Some(name) = r.get_decoded("name")
@@ -401,19 +423,23 @@ impl<'a> EventContext<'a> {
             [one] => Some(*one),
             many => many
                 .iter()
-                .find(|s| s.comm.is_some() && s.comm == avc.comm)
+                .find(|s| {
+                    s.comm.as_deref().is_some_and(|c| {
+                        avc.comm.as_deref() == Some(String::from_utf8_lossy(c).as_ref())
+                    })
+                })
                 .or(many.first())
                 .copied(),
         };
         if let Some(s) = syscall {
             avc.pid = avc.pid.or(s.pid);
             if avc.comm.is_none() {
-                avc.comm.clone_from(&s.comm);
+                avc.comm = s.comm.as_deref().map(lossy);
             }
             if avc.exe.is_none() {
-                avc.exe.clone_from(&s.exe);
+                avc.exe = s.exe.as_deref().map(path_of);
             }
-            avc.syscall.clone_from(&s.syscall);
+            avc.syscall = s.syscall.map(lossy);
             avc.success = s.success;
             avc.exit = s.exit;
             avc.uid = avc.uid.or(s.uid);
@@ -459,7 +485,7 @@ impl<'a> EventContext<'a> {
     }
 }
 
-fn syscall_of(r: &Record<'_>) -> Syscall {
+fn syscall_of<'a>(r: &Record<'a>) -> Syscall<'a> {
     let mut s = Syscall {
         pid: None,
         comm: None,
@@ -473,9 +499,9 @@ fn syscall_of(r: &Record<'_>) -> Syscall {
     for (key, value) in r.fields() {
         match key {
             b"pid" if s.pid.is_none() => s.pid = parse_u32(value.raw),
-            b"comm" if s.comm.is_none() => s.comm = Some(lossy(&decode_in(r.format, value))),
-            b"exe" if s.exe.is_none() => s.exe = Some(path_of(&decode_in(r.format, value))),
-            b"syscall" if s.syscall.is_none() => s.syscall = Some(lossy(value.raw)),
+            b"comm" if s.comm.is_none() => s.comm = Some(decode_in(r.format, value)),
+            b"exe" if s.exe.is_none() => s.exe = Some(decode_in(r.format, value)),
+            b"syscall" if s.syscall.is_none() => s.syscall = Some(value.raw),
             b"success" if s.success.is_none() => {
                 s.success = match value.raw {
                     b"yes" => Some(true),
@@ -505,6 +531,10 @@ fn last_component(path: &[u8]) -> &[u8] {
 
 /// `name` joined to `cwd` when relative, with `.` and `..` removed lexically.
 fn resolve(name: &[u8], cwd: Option<&Path>) -> PathBuf {
+    if is_plain_absolute(name) {
+        // Nothing to join or remove: the common case, without walking components.
+        return path_of(name);
+    }
     let name = Path::new(OsStr::from_bytes(name));
     let joined = match cwd {
         Some(cwd) if name.is_relative() => cwd.join(name),
@@ -529,6 +559,17 @@ fn resolve(name: &[u8], cwd: Option<&Path>) -> PathBuf {
     out
 }
 
+/// `/a/b/c`: absolute, and no empty, `.` or `..` component (so no `//`, no trailing `/`);
+/// [`resolve`] would return it unchanged.
+fn is_plain_absolute(path: &[u8]) -> bool {
+    match path {
+        [b'/', rest @ ..] if !rest.is_empty() => rest
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b".."),
+        _ => false,
+    }
+}
+
 impl AuditEvent {
     /// One [`Avc`] per `AVC`/`USER_AVC` record that is an SELinux decision, with the event's
     /// `SYSCALL`, `PATH`/`CWD`/`AVC_PATH` and `PROCTITLE` joined in. Malformed AVC records
@@ -540,10 +581,11 @@ impl AuditEvent {
     /// [`avcs`](Self::avcs), with an error for each AVC record whose permission set is
     /// broken.
     pub fn try_avcs(&self) -> Vec<Result<Avc, ParseError>> {
-        let records: Vec<Record<'_>> = self.records().collect();
-        if !records.iter().any(|r| is_avc_type(r.record_type)) {
+        if !self.has_avc() {
             return Vec::new();
         }
+        let mut records: Vec<Record<'_>> = Vec::with_capacity(self.len());
+        records.extend(self.records());
         let ctx = EventContext::new(&records);
         let mut out = Vec::new();
         for r in records.iter().filter(|r| is_avc_type(r.record_type)) {
@@ -774,6 +816,24 @@ mod tests {
         );
         assert_eq!(resolve(b"/../../etc", None), Path::new("/etc"));
         assert_eq!(resolve(b"rel", None), Path::new("rel"));
+        // The plain-absolute fast path returns what the component walk would.
+        for p in [&b"/a/b"[..], b"/a/b.c/..d/.e"] {
+            assert!(is_plain_absolute(p));
+            let walked: PathBuf = Path::new(OsStr::from_bytes(p)).components().collect();
+            assert_eq!(resolve(p, Some(Path::new("/cwd"))), walked);
+        }
+        for p in [
+            &b"/a//b"[..],
+            b"/a/b/",
+            b"/a/./b",
+            b"/a/../b",
+            b"/",
+            b"/..",
+            b"a/b",
+        ] {
+            assert!(!is_plain_absolute(p));
+        }
+        assert_eq!(resolve(b"/a//b/", None), Path::new("/a/b"));
         assert_eq!(last_component(b"/a/b/"), b"b");
         assert_eq!(last_component(b"b"), b"b");
     }

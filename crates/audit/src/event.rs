@@ -23,7 +23,8 @@
 //!
 //! Invariants: no clocks are read here (time comes in as `now`), no I/O, memory is bounded by
 //! `max_pending` events of at most `max_event_bytes` each (plus a small buffer pool), and the
-//! hot path does one hash look-up and one copy per kept record.
+//! hot path does one hash look-up and one copy per kept record; an event handed out gets an
+//! exact-size copy of its records while its working buffers go back to the pool.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -92,6 +93,9 @@ pub struct AuditEvent {
     buf: Vec<u8>,
     /// Where each record lies in `buf`, in arrival order.
     spans: Vec<(u32, u32)>,
+    /// True when a stored record is an `AVC` or `USER_AVC` (set while assembling, so
+    /// [`has_avc`](Self::has_avc) does not parse the records again).
+    has_avc: bool,
 }
 
 impl AuditEvent {
@@ -120,9 +124,10 @@ impl AuditEvent {
         self.records().next().map_or(Format::Raw, |r| r.format)
     }
 
-    /// True when the event holds an `AVC` or `USER_AVC` record.
+    /// True when the event holds an `AVC` or `USER_AVC` record. Constant time: events
+    /// without one can be skipped before anything is parsed again.
     pub fn has_avc(&self) -> bool {
-        self.records().any(|r| is_avc_type(r.record_type))
+        self.has_avc
     }
 }
 
@@ -255,7 +260,10 @@ struct Pending {
     timestamp: (u32, u32),
     buf: Vec<u8>,
     spans: Vec<(u32, u32)>,
+    /// An AVC record arrived (decides [`Retention::AvcEvents`]).
     has_avc: bool,
+    /// An AVC record is stored (one dropped by `max_event_bytes` is not).
+    stored_avc: bool,
     truncated: bool,
 }
 
@@ -390,6 +398,7 @@ impl EventAssembler {
                 self.stats.records_dropped += 1;
             } else {
                 push_raw(&mut p.buf, &mut p.spans, record.raw);
+                p.stored_avc |= is_avc;
             }
             p.has_avc |= is_avc;
             return;
@@ -551,6 +560,7 @@ impl EventAssembler {
             buf,
             spans,
             has_avc: record.class.is_avc(),
+            stored_avc: record.class.is_avc(),
             truncated: false,
         }
     }
@@ -566,8 +576,15 @@ impl EventAssembler {
         let timestamp = p
             .buf
             .get(ts_start..ts_end)
-            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .map(|t| match std::str::from_utf8(t) {
+                Ok(t) => t.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            })
             .unwrap_or_default();
+        // The event gets exact-size copies; the working buffers go back to the pool, so a
+        // steady stream of events costs two small allocations each, not two growing ones.
+        let buf = p.buf.as_slice().to_vec();
+        let spans = p.spans.as_slice().to_vec();
         out.events.push(AuditEvent {
             id: EventId {
                 node: p.node.map(|n| n.to_string()),
@@ -577,9 +594,11 @@ impl EventAssembler {
             },
             completion,
             truncated: p.truncated,
-            buf: p.buf,
-            spans: p.spans,
+            buf,
+            spans,
+            has_avc: p.stored_avc,
         });
+        self.recycle(p.buf, p.spans);
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>, mut spans: Vec<(u32, u32)>) {
@@ -765,6 +784,38 @@ mod tests {
         assert!(three.truncated);
         assert_eq!(three.len(), 1);
         assert_eq!(asm.stats().records_dropped, 1);
+    }
+
+    #[test]
+    fn has_avc_counts_stored_records_only() {
+        let mut config = AssemblerConfig::new(T);
+        config.max_event_bytes = 60;
+        let mut asm = EventAssembler::with_config(config);
+        let mut out = Output::default();
+        asm.push_line_into(
+            b"type=SYSCALL msg=audit(1.000:1): pid=1",
+            Duration::ZERO,
+            &mut out,
+        );
+        // Too big to be kept: the event is truncated and holds no AVC record.
+        asm.push_line_into(
+            b"type=AVC msg=audit(1.000:1): avc:  denied  { read } for  pid=1 comm=\"go\"",
+            Duration::ZERO,
+            &mut out,
+        );
+        asm.push_line_into(
+            b"type=AVC msg=audit(1.000:2): avc:  denied  { read } for  pid=1",
+            Duration::ZERO,
+            &mut out,
+        );
+        let evs = asm.flush_all();
+        assert!(evs[0].truncated && !evs[0].has_avc() && evs[0].avcs().is_empty());
+        assert_eq!(
+            evs[0].has_avc(),
+            evs[0].records().any(|r| r.record_type == "AVC")
+        );
+        assert!(evs[1].has_avc());
+        assert_eq!(evs[1].avcs().len(), 1);
     }
 
     #[test]

@@ -128,7 +128,12 @@ pub fn proctitle_display(decoded: &[u8]) -> String {
         .iter()
         .map(|&b| if b == 0 { b' ' } else { b })
         .collect();
-    String::from_utf8_lossy(&text).trim_end().to_owned()
+    let mut text = match String::from_utf8(text) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    text.truncate(text.trim_end().len());
+    text
 }
 
 /// One audit record, borrowed from the line it was read from.
@@ -363,7 +368,9 @@ impl<'a> Iterator for Fields<'a> {
                     }
                 }
                 _ => {
-                    let e = memchr(b' ', v).unwrap_or(v.len());
+                    // Unquoted values are short (numbers, symbols, hex): a byte loop beats
+                    // memchr's call overhead.
+                    let e = v.iter().position(|&b| b == b' ').unwrap_or(v.len());
                     (
                         Value {
                             raw: &v[..e],
