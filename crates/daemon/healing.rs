@@ -85,7 +85,7 @@ fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     }
 }
 
-/// Records applied changes in the store's journal.
+/// Records applied changes in the store's journal, in one transaction.
 pub fn journal_actions(
     store: &std::sync::Mutex<goguard_store::Store>,
     root: &Path,
@@ -93,9 +93,20 @@ pub fn journal_actions(
     requester: Option<u32>,
     cause: &str,
 ) {
-    let mut store = store.lock().expect("store lock");
-    for a in actions.iter().filter(|a| a.applied) {
-        let entry = JournalEntry {
+    journal_entries(store, &journal_rows(root, actions, requester, cause));
+}
+
+/// The journal rows of the applied actions.
+pub fn journal_rows(
+    root: &Path,
+    actions: &[Action],
+    requester: Option<u32>,
+    cause: &str,
+) -> Vec<JournalEntry> {
+    actions
+        .iter()
+        .filter(|a| a.applied)
+        .map(|a| JournalEntry {
             at: roots::unix_now(),
             path: a.path.display().to_string(),
             root: root.display().to_string(),
@@ -105,10 +116,18 @@ pub fn journal_actions(
             cause: format!("{cause}: {}", a.fixes.join(", ")),
             requester_uid: requester,
             dry_run: false,
-        };
-        if let Err(e) = store.append_journal(&entry) {
-            tracing::warn!(error = %e, "could not journal a repair");
-        }
+        })
+        .collect()
+}
+
+/// Appends entries to the journal in one transaction.
+pub fn journal_entries(store: &std::sync::Mutex<goguard_store::Store>, entries: &[JournalEntry]) {
+    if entries.is_empty() {
+        return;
+    }
+    let mut store = store.lock().expect("store lock");
+    if let Err(e) = store.append_journal_batch(entries) {
+        tracing::warn!(error = %e, count = entries.len(), "could not journal repairs");
     }
 }
 

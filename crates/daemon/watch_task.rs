@@ -173,6 +173,7 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
             .and_then(|p| goguard_fs::FileContexts::open(p).ok());
         let mut done = Vec::new();
         let mut quarantined = Vec::new();
+        let mut journal: Vec<goguard_store::JournalEntry> = Vec::new();
         for (root_path, rel) in paths {
             let Some(root) = roots_by_path.get(&root_path) else {
                 continue;
@@ -202,15 +203,16 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
                     }
                 }
             }
-            crate::healing::journal_actions(
-                &st.store,
+            journal.extend(crate::healing::journal_rows(
                 &root_path,
                 &healed.actions,
                 None,
                 "self-heal",
-            );
+            ));
             done.push((root_path, healed));
         }
+        // One transaction for the whole burst.
+        crate::healing::journal_entries(&st.store, &journal);
         (done, quarantined)
     })
     .await;

@@ -45,6 +45,31 @@ impl Store {
             .map_err(self.err("appending to the repair journal"))
     }
 
+    /// Appends `entries` in one transaction (all or none) and returns their
+    /// ids: a burst of repairs costs one commit, not one each.
+    pub fn append_journal_batch(&mut self, entries: &[JournalEntry]) -> Result<Vec<i64>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(self.err("starting a journal batch"))?;
+        let mut ids = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match self.append_journal(entry) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+        }
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(self.err("committing a journal batch"))?;
+        Ok(ids)
+    }
+
     /// The id of the latest applied change journaled for `path`, if any.
     pub fn last_journal_id_for_path(&self, path: &str) -> Result<Option<i64>> {
         use rusqlite::OptionalExtension;
@@ -101,6 +126,44 @@ impl Store {
                 Ok(JournalRow { id, entry })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("s.db")).unwrap();
+        let entry = |at: f64| JournalEntry {
+            at,
+            path: "/r/x".into(),
+            root: "/r".into(),
+            kind: "chown".into(),
+            before: "0:0".into(),
+            after: "1000:1000".into(),
+            cause: "self-heal: foreign_owner".into(),
+            requester_uid: None,
+            dry_run: false,
+        };
+        let ids = store
+            .append_journal_batch(&[entry(1.0), entry(2.0)])
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[1] > ids[0]);
+        let err = store.append_journal_batch(&[entry(3.0), entry(f64::NAN)]);
+        assert!(err.is_err());
+        assert_eq!(
+            store.list_journal(10).unwrap().len(),
+            2,
+            "the failed batch left nothing"
+        );
+        assert_eq!(
+            store.last_journal_id_for_path("/r/x").unwrap(),
+            Some(ids[1])
+        );
     }
 }
 
