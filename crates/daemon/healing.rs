@@ -27,11 +27,15 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         let mut states = Vec::new();
         let (mut entries, mut findings) = (0u64, 0u64);
         for root in found.roots.roots() {
-            if auto {
+            // One walk: with self-healing on, the repair pass also yields the
+            // findings left afterwards.
+            let report = if auto {
                 let healed = repair::repair(root, contexts.as_ref(), None, &[], false, false);
                 journal_actions(&store, &root.path, &healed.actions, None, "self-heal");
-            }
-            let report = repair::scan(root, contexts.as_ref(), None, |_, _, _| {});
+                healed.scan
+            } else {
+                repair::scan(root, contexts.as_ref(), None, |_, _, _| {})
+            };
             entries += report.entries;
             findings += report.findings.len() as u64;
             for e in &report.errors {

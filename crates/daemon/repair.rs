@@ -39,6 +39,9 @@ pub struct RepairReport {
     pub actions: Vec<Action>,
     /// Findings left after the repair (alerts, failures, or kinds not asked for).
     pub remaining: Vec<Finding>,
+    /// The walk itself, with `findings` as they stand after the repair (what
+    /// was fixed removed), so a self-healing scan needs no second walk.
+    pub scan: ScanReport,
 }
 
 fn file_type(kind: FileKind) -> FileType {
@@ -235,7 +238,8 @@ pub fn repair(
         }
     }
     let mut out = RepairReport::default();
-    scan(root, contexts, subtree, |rel, found, dir| {
+    let mut fixed: std::collections::HashSet<(PathBuf, DriftKind)> = Default::default();
+    let report = scan(root, contexts, subtree, |rel, found, dir| {
         let wanted: Vec<Finding> = found
             .iter()
             .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
@@ -267,10 +271,28 @@ pub fn repair(
                         .filter(|f| op.fixes.contains(&f.kind))
                         .cloned(),
                 );
+            } else if !dry_run {
+                fixed.extend(op.fixes.iter().map(|k| (rel.to_path_buf(), *k)));
             }
             out.actions.push(action);
         }
     });
+    let failed: std::collections::HashSet<(PathBuf, DriftKind)> = out
+        .remaining
+        .iter()
+        .map(|f| (f.rel_path.clone(), f.kind))
+        .collect();
+    out.scan = ScanReport {
+        findings: report
+            .findings
+            .into_iter()
+            .filter(|f| {
+                let key = (f.rel_path.clone(), f.kind);
+                !fixed.contains(&key) || failed.contains(&key)
+            })
+            .collect(),
+        ..report
+    };
     out
 }
 
