@@ -60,22 +60,14 @@ impl TestUser {
 
     /// `go build` as this user, in their own environment.
     fn go_build(&self, project: &Path) -> Output {
-        go_command(project, &self.home)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("HOME", &self.home)
-            .env("GOTOOLCHAIN", "local")
-            .env("GOPROXY", "off")
-            .env("GOFLAGS", "-mod=mod")
-            .args(["build", "-o", "/dev/null", "."])
+        use std::os::unix::process::CommandExt;
+        let gid = nix::unistd::User::from_name(&self.name)
+            .unwrap()
+            .unwrap()
+            .gid;
+        go_build_command(project, &self.home, &[])
             .uid(self.uid())
-            .gid(
-                nix::unistd::User::from_name(&self.name)
-                    .unwrap()
-                    .unwrap()
-                    .gid
-                    .as_raw(),
-            )
+            .gid(gid.as_raw())
             .output()
             .unwrap()
     }
@@ -100,29 +92,21 @@ impl Drop for TestUser {
     }
 }
 
-fn go_command(project: &Path, _home: &Path) -> Command {
-    use std::os::unix::process::CommandExt;
-    let go = require_tool("go", "golang-go");
-    let mut c = Command::new(go);
-    c.current_dir(project);
-    // Keep the borrow checker happy about CommandExt being used below.
-    let _ = c.get_program();
-    c.process_group(0);
+/// `go build [extra] -o /dev/null .` in `project` with a clean environment
+/// whose HOME is `home` (no network, the installed toolchain only).
+fn go_build_command(project: &Path, home: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(require_tool("go", "golang-go"));
+    c.current_dir(project)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .arg("build")
+        .args(extra)
+        .args(["-o", "/dev/null", "."]);
     c
-}
-
-trait UidGid {
-    fn uid(&mut self, uid: u32) -> &mut Self;
-    fn gid(&mut self, gid: u32) -> &mut Self;
-}
-
-impl UidGid for Command {
-    fn uid(&mut self, uid: u32) -> &mut Self {
-        std::os::unix::process::CommandExt::uid(self, uid)
-    }
-    fn gid(&mut self, gid: u32) -> &mut Self {
-        std::os::unix::process::CommandExt::gid(self, gid)
-    }
 }
 
 /// As root, with the user's HOME: what `sudo -E go build` does. `-a` puts
@@ -130,16 +114,7 @@ impl UidGid for Command {
 /// (Debian 12's Go 1.19 ships it precompiled); the user's next build then
 /// needs to write those same entries and fails on the root-owned files.
 fn root_go_build(project: &Path, home: &Path) -> Output {
-    go_command(project, home)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", home)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-mod=mod")
-        .args(["build", "-a", "-o", "/dev/null", "."])
-        .output()
-        .unwrap()
+    go_build_command(project, home, &["-a"]).output().unwrap()
 }
 
 fn owners_under(dir: &Path) -> std::collections::BTreeSet<u32> {
