@@ -1,0 +1,1 @@
+//! goguard-diagnose: explains denials and drafts policy modules. Work in progress.
