@@ -765,3 +765,49 @@ fn roots_are_discovered_again_when_go_env_w_changes_them() {
     }
     eprintln!("go env -w → roots re-read in {:?}", t.elapsed());
 }
+
+#[test]
+fn a_hard_linked_file_is_reported_and_never_changed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root (creates a user, chowns to root); CI runs as root");
+        return;
+    }
+    let user = TestUser::create("h");
+    let gocache = user.home.join(".cache/go-build");
+    std::fs::create_dir_all(gocache.join("ab")).unwrap();
+    let chown = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{0}:{0}", user.name))
+        .arg(user.home.join(".cache"))
+        .output()
+        .unwrap();
+    assert!(chown.status.success());
+    // A root-owned file outside the root, with a second name inside it; and a plain
+    // root-owned entry next to it, which is healed as usual.
+    let outside = user.home.join("outside-secret");
+    std::fs::write(&outside, b"secret").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let linked = gocache.join("ab/linked-d");
+    std::fs::hard_link(&outside, &linked).unwrap();
+    let plain = gocache.join("ab/plain-d");
+    std::fs::write(&plain, b"x").unwrap();
+
+    let sb = cache_sandbox(&user);
+    let _daemon = sb.start();
+    assert_eq!(std::fs::metadata(&plain).unwrap().uid(), user.uid());
+    let meta = std::fs::metadata(&outside).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+
+    // Reported, with the reason; an explicit repair leaves it and says something is left.
+    let findings = ctl(&sb.socket(), &["findings", "--json"]);
+    let text = stdout(&findings);
+    assert!(
+        text.contains("linked-d") && text.contains("hard-linked"),
+        "{text}"
+    );
+    let repair = ctl(&sb.socket(), &["repair", linked.to_str().unwrap()]);
+    assert_eq!(repair.status.code(), Some(1), "{}", stdout(&repair));
+    let meta = std::fs::metadata(&outside).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
+}

@@ -192,6 +192,7 @@ pub fn scan(
             label,
             expected_label,
             link_target,
+            nlink: meta.nlink,
         };
         tally.add(&obs);
         let found = goguard_policy::evaluate(root, &obs);
@@ -332,6 +333,14 @@ pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action
         }
     };
     let meta = *entry.meta();
+    if meta.kind == FileKind::File && meta.nlink > 1 {
+        // Checked again on the fd: a change would reach the file's other names.
+        action.error = Some(format!(
+            "not changed: hard-linked ({} names), other names may lie outside the root",
+            meta.nlink
+        ));
+        return action;
+    }
     action.before = match op {
         Operation::Chown { .. } => format!("{}:{}", meta.uid, meta.gid),
         Operation::Chmod { .. } => format!("{:04o}", meta.mode),
@@ -431,6 +440,7 @@ pub fn heal_path(
         label,
         expected_label,
         link_target: None,
+        nlink: meta.nlink,
     };
     drop(entry);
     out.findings = goguard_policy::evaluate(root, &obs);

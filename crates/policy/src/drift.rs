@@ -80,6 +80,9 @@ pub struct Observed {
     pub expected_label: Option<String>,
     /// A symlink's target, as `readlink` gives it.
     pub link_target: Option<String>,
+    /// Hard link count. A regular file with more than one name is never changed: the
+    /// change would reach its other names, which may lie outside the root.
+    pub nlink: u64,
 }
 
 /// What is wrong.
@@ -426,6 +429,17 @@ pub fn evaluate(root: &CacheRoot, obs: &Observed) -> Vec<Finding> {
             ));
         }
     }
+    if obs.file_type == FileType::Regular && obs.nlink > 1 {
+        // Hard-linked: report, never change (the other names may lie outside the root).
+        for f in &mut out {
+            if f.remedy.take().is_some() {
+                f.observed = format!(
+                    "{} (hard-linked, {} names: not changed)",
+                    f.observed, obs.nlink
+                );
+            }
+        }
+    }
     out
 }
 
@@ -633,6 +647,25 @@ mod tests {
     use crate::acl::{AclRequirement, READ};
     use crate::config::LabelOverride;
 
+    #[test]
+    fn hard_linked_files_are_reported_but_never_changed() {
+        let root = user_root(RootKind::GoCache);
+        let mut o = obs("00/x-d", FileType::Regular, 0, 0o644);
+        let linked = {
+            o.nlink = 2;
+            evaluate(&root, &o)
+        };
+        assert!(linked.iter().any(|f| f.kind == DriftKind::ForeignOwner));
+        assert!(linked.iter().all(|f| f.remedy.is_none()), "{linked:?}");
+        assert!(linked[0].observed.contains("hard-linked, 2 names"));
+        o.nlink = 1;
+        assert!(evaluate(&root, &o).iter().any(|f| f.remedy.is_some()));
+        // Directories' link counts are their subdirectories: not a hard link.
+        let mut d = obs("00", FileType::Dir, 0, 0o755);
+        d.nlink = 5;
+        assert!(evaluate(&root, &d).iter().any(|f| f.remedy.is_some()));
+    }
+
     pub(crate) fn obs(rel: &str, ft: FileType, uid: u32, mode: u32) -> Observed {
         Observed {
             rel_path: rel.into(),
@@ -645,6 +678,7 @@ mod tests {
             label: None,
             expected_label: None,
             link_target: None,
+            nlink: 1,
         }
     }
 

@@ -22,6 +22,7 @@ fn obs(rel: &str, ft: FileType, uid: u32, gid: u32, mode: u32) -> Observed {
         label: None,
         expected_label: None,
         link_target: None,
+        nlink: 1,
     }
 }
 
