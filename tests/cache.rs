@@ -340,7 +340,7 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
         .unwrap();
     assert!(chown.status.success());
     let sb = cache_sandbox(&user);
-    let _daemon = sb.start();
+    let daemon = sb.start();
     let mut watch = Command::new(GOGUARDCTL)
         .arg("--socket")
         .arg(sb.socket())
@@ -456,6 +456,23 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
     assert!(saw, "no quarantined event on the stream");
     let _ = watch.kill();
     let _ = watch.wait();
+
+    // The quarantine outlives a restart: the start-up scan (self-healing) leaves the path.
+    drop(daemon);
+    let _daemon = sb.start();
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().uid(),
+        0,
+        "a restart ended the quarantine"
+    );
+    // Everything else is still healed at start-up.
+    let other = gocache.join("00/after-restart-d");
+    std::fs::write(&other, b"x").unwrap();
+    let t = Instant::now();
+    while std::fs::metadata(&other).unwrap().uid() != uid {
+        assert!(t.elapsed() < STARTUP, "healing stopped after the restart");
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
     let auto = config.heal.auto;
     let fc = roots::file_contexts_path(&config);
     let store = state.store.clone();
+    let st = state.clone();
     let (cache, totals) = tokio::task::spawn_blocking(move || {
         let found = roots::discover(&config, mode);
         let fingerprint = roots::inputs_fingerprint(&found.inputs);
@@ -30,7 +31,23 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
             // One walk: with self-healing on, the repair pass also yields the
             // findings left afterwards.
             let report = if auto {
-                let healed = repair::repair(root, contexts.as_ref(), None, &[], false, false);
+                // Quarantined paths are left alone: the loop guard stopped the fight.
+                let mut allowed = |rel: &Path, kind| {
+                    let mut guard = st.loop_guard.lock().expect("guard lock");
+                    matches!(
+                        guard.check(&root.path.join(rel), kind, st.started.elapsed()),
+                        goguard_policy::guard::GuardState::Allowed
+                    )
+                };
+                let healed = repair::repair(
+                    root,
+                    contexts.as_ref(),
+                    None,
+                    &[],
+                    false,
+                    false,
+                    &mut allowed,
+                );
                 journal_actions(&store, &root.path, &healed.actions, None, "self-heal");
                 healed.scan
             } else {
@@ -159,7 +176,17 @@ pub async fn requested_repair(
             .unwrap_or(Path::new(""))
             .to_path_buf();
         let sub = (!rel.as_os_str().is_empty()).then_some(rel.as_path());
-        let report = repair::repair(&root, contexts.as_ref(), sub, &kinds, true, dry_run);
+        // An explicit request is not held back by the loop guard.
+        let mut allowed = |_: &Path, _| true;
+        let report = repair::repair(
+            &root,
+            contexts.as_ref(),
+            sub,
+            &kinds,
+            true,
+            dry_run,
+            &mut allowed,
+        );
         if !dry_run {
             journal_actions(
                 &store,

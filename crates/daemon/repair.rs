@@ -223,6 +223,7 @@ pub fn repair(
     kinds: &[DriftKind],
     forced: bool,
     dry_run: bool,
+    allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
 ) -> RepairReport {
     let mut heal = root.heal;
     if forced {
@@ -244,6 +245,7 @@ pub fn repair(
         let wanted: Vec<Finding> = found
             .iter()
             .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
+            .filter(|f| allowed(rel, f.kind))
             .cloned()
             .collect();
         if wanted.is_empty() {

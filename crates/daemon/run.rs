@@ -151,7 +151,7 @@ pub async fn run(
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),
         roots_generation: tokio::sync::watch::channel(0).0,
-        loop_guard: Mutex::new(goguard_policy::LoopGuard::new(Default::default())),
+        loop_guard: Mutex::new(restored_loop_guard(&store, started)),
     });
     state.components.set(
         STORE,
@@ -591,3 +591,31 @@ impl InstanceLock {
 }
 
 use std::os::unix::fs::OpenOptionsExt;
+
+/// The repair loop guard with the quarantines stored before a restart still in force.
+fn restored_loop_guard(
+    store: &Mutex<goguard_store::Store>,
+    started: Instant,
+) -> goguard_policy::LoopGuard {
+    let mut guard = goguard_policy::LoopGuard::new(Default::default());
+    let now = crate::roots::unix_now();
+    let rows = match store.lock().expect("store lock").active_quarantines(now) {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read stored quarantines; starting without them");
+            return guard;
+        }
+    };
+    for q in rows {
+        let Some(kind) = goguard_policy::DriftKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == q.kind)
+        else {
+            continue;
+        };
+        let until = started.elapsed() + Duration::from_secs_f64((q.until - now).max(0.0));
+        tracing::info!(path = %q.path, kind = %q.kind, "quarantine restored from before the restart");
+        guard.restore(std::path::Path::new(&q.path), kind, until);
+    }
+    guard
+}

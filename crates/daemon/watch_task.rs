@@ -283,6 +283,16 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
             kind = kind.as_str(),
             "this path keeps drifting back: quarantined, no more repairs for a while; find what changes it"
         );
+        let row = goguard_store::Quarantine {
+            path: path.display().to_string(),
+            kind: kind.as_str().to_owned(),
+            root: root.display().to_string(),
+            since: now,
+            until: until_unix,
+        };
+        if let Err(e) = state.store.lock().expect("store lock").put_quarantine(&row) {
+            tracing::warn!(error = %e, "could not store the quarantine; a restart would end it early");
+        }
         let _ = state.events.send(pb::Event {
             at_unix: now,
             payload: Some(pb::event::Payload::Quarantined(pb::Quarantined {

@@ -146,6 +146,12 @@ impl LoopGuard {
         }
     }
 
+    /// Puts `key` back in quarantine until `until` (a quarantine restored after a restart).
+    pub fn restore(&mut self, path: &std::path::Path, kind: DriftKind, until: Duration) {
+        let st = self.keys.entry((path.to_path_buf(), kind)).or_default();
+        st.quarantined_until = Some(st.quarantined_until.map_or(until, |u| u.max(until)));
+    }
+
     /// Lifts a quarantine by hand (`goguardctl repair --force`); returns whether one existed.
     pub fn release(&mut self, path: &std::path::Path, kind: DriftKind) -> bool {
         self.keys

@@ -20,6 +20,7 @@
 //! - `denials`: `record_batch`, `load_cursor`, listing with keyset pages, triage, retention.
 //! - `page_token`: opaque page tokens bound to their filter.
 //! - `journal`: the append-only repair journal.
+//! - `quarantine`: the repair loop guard's quarantines, so a restart does not end one.
 //!
 //! # Schema (version 1)
 //! - `denials(id, scontext, tcontext, tclass, permissions, target, comm, count, first_seen,
@@ -27,6 +28,7 @@
 //!   journal.id, status_changed_at, updated_at)`, unique on the six key columns.
 //! - `audit_cursor(log_path PK, dev, ino, offset, last_event_id, updated_at)`.
 //! - `journal(id, at, path, root, kind, before, after, cause, requester_uid, dry_run)`.
+//! - `quarantine(path, kind, root, since, until)`, primary key (path, kind) (migration 3).
 //!
 //! Times are unix seconds as `f64`: `first_seen`/`last_seen` come from audit event
 //! timestamps, `updated_at`/`status_changed_at` from the wall clock.
@@ -35,12 +37,14 @@ mod denials;
 pub mod error;
 mod journal;
 mod page_token;
+mod quarantine;
 mod schema;
 mod store;
 mod types;
 
 pub use error::{Result, StoreError};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use quarantine::Quarantine;
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
     AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry, JournalRow,

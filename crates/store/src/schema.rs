@@ -79,6 +79,19 @@ CREATE TABLE audit_cursor (
 ALTER TABLE audit_cursor ADD COLUMN replay_keys TEXT NOT NULL DEFAULT '';
 "#,
     },
+    Migration {
+        description: "repair loop-guard quarantines that outlive a restart",
+        sql: r#"
+CREATE TABLE quarantine (
+    path        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    root        TEXT NOT NULL,
+    since       REAL NOT NULL,
+    until       REAL NOT NULL,
+    PRIMARY KEY (path, kind)
+);
+"#,
+    },
 ];
 
 /// Schema version of a fully migrated database.
