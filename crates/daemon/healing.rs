@@ -246,10 +246,13 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
                     goguard_policy::guard::GuardState::Allowed
                 )
             };
-            let healed = repair::heal_path(&root, contexts.as_ref(), &rel, &mut allowed);
+            let Ok(dir) = goguard_fs::RootDir::open(&root.path) else {
+                continue;
+            };
+            let healed = repair::heal_path(&root, &dir, contexts.as_ref(), &rel, &mut allowed);
             journal_actions(&st.store, &root.path, &healed.actions, None, "denial");
             // Look again, changing nothing: is the target compliant now?
-            let after = repair::heal_path(&root, contexts.as_ref(), &rel, &mut |_, _| false);
+            let after = repair::heal_path(&root, &dir, contexts.as_ref(), &rel, &mut |_, _| false);
             if !after.findings.is_empty() {
                 continue; // still drifted: the denial stays new
             }

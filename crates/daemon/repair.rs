@@ -44,7 +44,7 @@ pub struct RepairReport {
     pub scan: ScanReport,
 }
 
-fn file_type(kind: FileKind) -> FileType {
+pub(crate) fn file_type(kind: FileKind) -> FileType {
     match kind {
         FileKind::File => FileType::Regular,
         FileKind::Dir => FileType::Dir,
@@ -96,7 +96,7 @@ fn observe_acls(
     }
 }
 
-fn st_mode(kind: FileKind, perms: u32) -> u32 {
+pub(crate) fn st_mode(kind: FileKind, perms: u32) -> u32 {
     let t = match kind {
         FileKind::File => libc::S_IFREG,
         FileKind::Dir => libc::S_IFDIR,
@@ -300,7 +300,19 @@ pub fn repair(
 }
 
 pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
-    let path = dir.abs_path(rel);
+    let mut action = new_action(dir.abs_path(rel), op);
+    let mut entry = match dir.open_entry(rel) {
+        Ok(e) => e,
+        Err(e) => {
+            action.error = Some(e.to_string());
+            return action;
+        }
+    };
+    apply_to(&mut entry, action, op, dry_run)
+}
+
+/// The action record of `op` on `path`, before anything is done.
+fn new_action(path: PathBuf, op: &Operation) -> Action {
     let mut action = Action {
         path,
         operation: String::new(),
@@ -327,13 +339,16 @@ pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action
     let (name, target) = describe(op);
     action.operation = name.to_owned();
     action.after = target;
-    let mut entry = match dir.open_entry(rel) {
-        Ok(e) => e,
-        Err(e) => {
-            action.error = Some(e.to_string());
-            return action;
-        }
-    };
+    action
+}
+
+/// [`apply`] on an entry already opened beneath its root (its fd pins the inode).
+fn apply_to(
+    entry: &mut goguard_fs::Entry,
+    mut action: Action,
+    op: &Operation,
+    dry_run: bool,
+) -> Action {
     let meta = *entry.meta();
     if meta.kind == FileKind::File && meta.nlink > 1 {
         // Checked again on the fd: a change would reach the file's other names.
@@ -405,14 +420,12 @@ pub struct PathHeal {
 /// loop guard). Never walks the root: one `openat2` beneath it.
 pub fn heal_path(
     root: &CacheRoot,
+    dir: &RootDir,
     contexts: Option<&FileContexts>,
     rel: &Path,
     allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
 ) -> PathHeal {
     let mut out = PathHeal::default();
-    let Ok(dir) = RootDir::open(&root.path) else {
-        return out;
-    };
     let mut entry = match dir.open_entry(rel) {
         Ok(e) => e,
         Err(_) => return out, // gone already, or refused (a symlink mid-path)
@@ -444,7 +457,6 @@ pub fn heal_path(
         link_target: None,
         nlink: meta.nlink,
     };
-    drop(entry);
     out.findings = goguard_policy::evaluate(root, &obs);
     let wanted: Vec<Finding> = out
         .findings
@@ -454,7 +466,13 @@ pub fn heal_path(
         .collect();
     let plan = goguard_policy::plan(&wanted, &root.heal);
     for op in plan.ops {
-        let action = apply(&dir, rel, &op.op, false);
+        // The entry observed above: its fd pins the inode, no second lookup.
+        let action = apply_to(
+            &mut entry,
+            new_action(dir.abs_path(rel), &op.op),
+            &op.op,
+            false,
+        );
         let fixes = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
         out.actions.push(Action { fixes, ..action });
     }

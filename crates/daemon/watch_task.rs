@@ -173,6 +173,7 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
             .and_then(|p| goguard_fs::FileContexts::open(p).ok());
         let mut done = Vec::new();
         let mut quarantined = Vec::new();
+        let mut dirs: HashMap<PathBuf, goguard_fs::RootDir> = HashMap::new();
         let mut journal: Vec<goguard_store::JournalEntry> = Vec::new();
         for (root_path, rel) in paths {
             let Some(root) = roots_by_path.get(&root_path) else {
@@ -186,7 +187,17 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
                     GuardState::Allowed
                 )
             };
-            let healed = crate::repair::heal_path(root, contexts.as_ref(), &rel, &mut allowed);
+            // Each root is opened once per batch.
+            let dir = match dirs.entry(root_path.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    match goguard_fs::RootDir::open(&root_path) {
+                        Ok(d) => v.insert(d),
+                        Err(_) => continue, // gone, or no longer a directory
+                    }
+                }
+            };
+            let healed = crate::repair::heal_path(root, dir, contexts.as_ref(), &rel, &mut allowed);
             for a in &healed.actions {
                 if !a.applied {
                     continue;
