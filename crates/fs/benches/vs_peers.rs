@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use goguard_fs::acl::{AclOp, NameKind, parse_ops};
 use goguard_fs::walk::FnVisitor;
-use goguard_fs::{Control, FileContexts, RootDir, WalkEntry, WalkOptions, relabel_decision, walk};
+use goguard_fs::{
+    Control, FileContexts, RootDir, Visitor, WalkEntry, WalkOptions, relabel_decision, walk,
+    walk_parallel,
+};
 
 const WRONG: &str = "unconfined_u:object_r:user_tmp_t:s0";
 const ACL_SPEC: &str = "g:4242:rwX";
@@ -30,6 +33,8 @@ struct Args {
     only: Option<String>,
     /// Reuse an existing tree in --dir.
     reuse: bool,
+    /// Threads for the parallel goguard passes (default: the machine's cores).
+    threads: usize,
 }
 
 fn parse_args() -> Args {
@@ -40,6 +45,7 @@ fn parse_args() -> Args {
         keep: false,
         only: None,
         reuse: false,
+        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -50,6 +56,7 @@ fn parse_args() -> Args {
             "--keep" => a.keep = true,
             "--reuse" => a.reuse = true,
             "--only" => a.only = it.next(),
+            "--threads" => a.threads = it.next().unwrap().parse().unwrap(),
             "--bench" => {}
             other => panic!("unknown argument {other}"),
         }
@@ -77,22 +84,49 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// A visitor with three counters, made per thread for [`walk_parallel`].
+struct Counting<F>(F, [u64; 3]);
+
+impl<F: FnMut(&WalkEntry<'_>) -> [u64; 3]> Visitor for Counting<F> {
+    fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
+        let c = (self.0)(e);
+        for (total, n) in self.1.iter_mut().zip(c) {
+            *total += n;
+        }
+        Control::Continue
+    }
+}
+
+/// Walks `home` with `threads` threads, each with a visitor from `make`; sums the counters.
+fn pass<F>(home: &Path, threads: usize, make: impl Fn() -> F + Sync) -> [u64; 3]
+where
+    F: FnMut(&WalkEntry<'_>) -> [u64; 3] + Send,
+{
+    let root = RootDir::open(home).unwrap();
+    let (visitors, _) = walk_parallel(&root, &WalkOptions::default(), threads, || {
+        Counting(make(), [0; 3])
+    });
+    let mut sum = [0u64; 3];
+    for v in visitors {
+        for (s, n) in sum.iter_mut().zip(v.1) {
+            *s += n;
+        }
+    }
+    sum
+}
+
 /// Walks `home`, looking up each entry's expected label under the key "/home/REL" and
 /// comparing it with its label; with `relabel`, sets the decided label. Returns
-/// (entries, mismatches, changed).
-fn label_pass(fc: &FileContexts, home: &Path, relabel: bool) -> (u64, u64, u64) {
-    let root = RootDir::open(home).unwrap();
-    let (mut n, mut bad, mut changed) = (0u64, 0u64, 0u64);
-    let mut key: Vec<u8> = Vec::with_capacity(512);
-    let mut cur: Vec<u8> = Vec::with_capacity(256);
-    walk(
-        &root,
-        &WalkOptions::default(),
-        &mut FnVisitor(|e: &WalkEntry<'_>| {
+/// (entries, mismatches, changed). Each thread opens its own file_contexts handle.
+fn label_pass(fc_path: &Path, home: &Path, relabel: bool, threads: usize) -> (u64, u64, u64) {
+    let [n, bad, changed] = pass(home, threads, || {
+        let fc = FileContexts::open(fc_path).unwrap();
+        let mut key: Vec<u8> = Vec::with_capacity(512);
+        let mut cur: Vec<u8> = Vec::with_capacity(256);
+        move |e: &WalkEntry<'_>| {
             if e.meta.is_symlink() {
-                return Control::Continue;
+                return [0; 3];
             }
-            n += 1;
             key.clear();
             key.extend_from_slice(b"/home");
             if !e.rel.as_os_str().is_empty() {
@@ -102,76 +136,60 @@ fn label_pass(fc: &FileContexts, home: &Path, relabel: bool) -> (u64, u64, u64) 
             key.push(0);
             let c = CStr::from_bytes_with_nul(&key).unwrap();
             let Ok(Some(expected)) = fc.lookup_cstr(c, e.meta.st_mode()) else {
-                return Control::Continue;
+                return [1, 0, 0];
             };
             let has = e.read_label(&mut cur).unwrap();
             if has && cur == expected.as_bytes() {
-                return Control::Continue;
+                return [1, 0, 0];
             }
-            bad += 1;
+            let mut changed = 0;
             if relabel {
                 let current = has.then(|| String::from_utf8_lossy(&cur).into_owned());
                 if let Some(new) = relabel_decision(current.as_deref(), &expected, true, &[]) {
                     let mut ent = e.open().unwrap();
-                    changed += u64::from(ent.set_label(&new).unwrap().changed());
+                    changed = u64::from(ent.set_label(&new).unwrap().changed());
                 }
             }
-            Control::Continue
-        }),
-    );
+            [1, 1, changed]
+        }
+    });
     (n, bad, changed)
 }
 
 fn set_all_labels(home: &Path, ctx: &str) {
-    let root = RootDir::open(home).unwrap();
-    walk(
-        &root,
-        &WalkOptions::default(),
-        &mut FnVisitor(|e: &WalkEntry<'_>| {
+    pass(home, 2, || {
+        |e: &WalkEntry<'_>| {
             if !e.meta.is_symlink() {
                 e.open().unwrap().set_label(ctx).unwrap();
             }
-            Control::Continue
-        }),
-    );
+            [0; 3]
+        }
+    });
 }
 
-fn acl_pass(home: &Path, ops: &[AclOp]) -> u64 {
-    let root = RootDir::open(home).unwrap();
-    let mut changed = 0;
-    walk(
-        &root,
-        &WalkOptions::default(),
-        &mut FnVisitor(|e: &WalkEntry<'_>| {
+fn acl_pass(home: &Path, ops: &[AclOp], threads: usize) -> u64 {
+    pass(home, threads, || {
+        |e: &WalkEntry<'_>| {
+            let mut c = [0; 3];
             if !e.meta.is_symlink() {
-                changed += u64::from(e.open().unwrap().apply_acl(ops).unwrap().changed());
+                c[0] = u64::from(e.open().unwrap().apply_acl(ops).unwrap().changed());
             }
-            Control::Continue
-        }),
-    );
-    changed
+            c
+        }
+    })[0]
 }
 
-fn chown_pass(home: &Path, uid: u32) -> u64 {
-    let root = RootDir::open(home).unwrap();
-    let mut changed = 0;
-    walk(
-        &root,
-        &WalkOptions::default(),
-        &mut FnVisitor(|e: &WalkEntry<'_>| {
+fn chown_pass(home: &Path, uid: u32, threads: usize) -> u64 {
+    pass(home, threads, || {
+        |e: &WalkEntry<'_>| {
+            let mut c = [0; 3];
             if e.meta.uid != uid || e.meta.gid != uid {
-                changed += u64::from(
-                    e.open()
-                        .unwrap()
-                        .chown(Some(uid), Some(uid))
-                        .unwrap()
-                        .changed(),
-                );
+                let mut ent = e.open().unwrap();
+                c[0] = u64::from(ent.chown(Some(uid), Some(uid)).unwrap().changed());
             }
-            Control::Continue
-        }),
-    );
-    changed
+            c
+        }
+    })[0]
 }
 
 fn main() {
@@ -189,7 +207,7 @@ fn main() {
             .arg(&tree)
             .args(["--files", &args.files.to_string()]));
     }
-    let fc = FileContexts::open(&fc_path).unwrap();
+    let threads = args.threads;
     if let Some(only) = &args.only {
         let ops = parse_ops(ACL_SPEC, false, &|_: NameKind, _: &str| None).unwrap();
         for _ in 0..args.runs {
@@ -204,22 +222,23 @@ fn main() {
                     );
                     eprintln!("{st:?}");
                 }
-                "scan" => drop(label_pass(&fc, &home, false)),
+                "scan" => drop(label_pass(&fc_path, &home, false, threads)),
                 "relabel" => {
                     set_all_labels(&home, WRONG);
                     let t2 = Instant::now();
-                    label_pass(&fc, &home, true);
+                    label_pass(&fc_path, &home, true, threads);
                     eprintln!("relabel only: {:?}", t2.elapsed());
                 }
                 "acl" => {
                     sh(Command::new("setfacl").args(["-R", "-b"]).arg(&home));
                     let t2 = Instant::now();
-                    acl_pass(&home, &ops);
+                    acl_pass(&home, &ops, threads);
                     eprintln!("acl only: {:?}", t2.elapsed());
                 }
                 "chown" => drop(chown_pass(
                     &home,
                     CHOWN_TO + (t.elapsed().as_nanos() % 7) as u32,
+                    threads,
                 )),
                 other => panic!("unknown pass {other}"),
             }
@@ -227,15 +246,21 @@ fn main() {
         }
         return;
     }
-    let (entries, _, _) = label_pass(&fc, &home, false);
+    let (entries, _, _) = label_pass(&fc_path, &home, false, 1);
     eprintln!("{entries} entries under {}", home.display());
     let ops = parse_ops(ACL_SPEC, false, &|_: NameKind, _: &str| None).unwrap();
 
-    let mut rows: Vec<(&str, &str, Duration, Duration)> = Vec::new();
-    let (mut peer, mut ours) = (Vec::new(), Vec::new());
+    // (peer, goguard pass, peer median, goguard 1 thread, goguard `threads` threads)
+    let mut rows: Vec<(&str, &str, Duration, Duration, Duration)> = Vec::new();
+    let timed = |f: &mut dyn FnMut() -> u64| {
+        let t = Instant::now();
+        let n = f();
+        (t.elapsed(), n)
+    };
 
     // 1. check-only scan (labels all wrong, so both report every entry).
     set_all_labels(&home, WRONG);
+    let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.runs {
         peer.push(time_cmd(
             Command::new("setfiles")
@@ -246,19 +271,22 @@ fn main() {
                 .arg(&fc_path)
                 .arg(&home),
         ));
-        let t = Instant::now();
-        let (_, bad, _) = label_pass(&fc, &home, false);
-        ours.push(t.elapsed());
-        assert!(bad > 0);
+        for (n, out) in [(1, &mut one), (threads, &mut par)] {
+            let (d, bad) = timed(&mut || label_pass(&fc_path, &home, false, n).1);
+            assert!(bad > 0);
+            out.push(d);
+        }
     }
     rows.push((
         "setfiles -n -F",
         "check-only scan",
-        median(std::mem::take(&mut peer)),
-        median(std::mem::take(&mut ours)),
+        median(peer),
+        median(one),
+        median(par),
     ));
 
     // 2. relabel from wrong labels.
+    let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.runs {
         set_all_labels(&home, WRONG);
         peer.push(time_cmd(
@@ -269,20 +297,23 @@ fn main() {
                 .arg(&fc_path)
                 .arg(&home),
         ));
-        set_all_labels(&home, WRONG);
-        let t = Instant::now();
-        let (_, _, changed) = label_pass(&fc, &home, true);
-        ours.push(t.elapsed());
-        assert!(changed > 0);
+        for (n, out) in [(1, &mut one), (threads, &mut par)] {
+            set_all_labels(&home, WRONG);
+            let (d, changed) = timed(&mut || label_pass(&fc_path, &home, true, n).2);
+            assert!(changed > 0);
+            out.push(d);
+        }
     }
     rows.push((
         "setfiles -F",
         "relabel",
-        median(std::mem::take(&mut peer)),
-        median(std::mem::take(&mut ours)),
+        median(peer),
+        median(one),
+        median(par),
     ));
 
     // 3. ACL apply from no ACLs.
+    let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.runs {
         sh(Command::new("setfacl").args(["-R", "-b"]).arg(&home));
         peer.push(time_cmd(
@@ -290,20 +321,23 @@ fn main() {
                 .args(["-R", "-m", ACL_SPEC])
                 .arg(&home),
         ));
-        sh(Command::new("setfacl").args(["-R", "-b"]).arg(&home));
-        let t = Instant::now();
-        let changed = acl_pass(&home, &ops);
-        ours.push(t.elapsed());
-        assert!(changed > 0);
+        for (n, out) in [(1, &mut one), (threads, &mut par)] {
+            sh(Command::new("setfacl").args(["-R", "-b"]).arg(&home));
+            let (d, changed) = timed(&mut || acl_pass(&home, &ops, n));
+            assert!(changed > 0);
+            out.push(d);
+        }
     }
     rows.push((
         "setfacl -R -m",
         "ACL apply",
-        median(std::mem::take(&mut peer)),
-        median(std::mem::take(&mut ours)),
+        median(peer),
+        median(one),
+        median(par),
     ));
 
     // 4. chown of every entry.
+    let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..args.runs {
         sh(Command::new("chown").args(["-R", "-h", "0:0"]).arg(&home));
         peer.push(time_cmd(
@@ -311,31 +345,29 @@ fn main() {
                 .args(["-R", "-h", &format!("{CHOWN_TO}:{CHOWN_TO}")])
                 .arg(&home),
         ));
-        sh(Command::new("chown").args(["-R", "-h", "0:0"]).arg(&home));
-        let t = Instant::now();
-        let changed = chown_pass(&home, CHOWN_TO);
-        ours.push(t.elapsed());
-        assert!(changed > 0);
+        for (n, out) in [(1, &mut one), (threads, &mut par)] {
+            sh(Command::new("chown").args(["-R", "-h", "0:0"]).arg(&home));
+            let (d, changed) = timed(&mut || chown_pass(&home, CHOWN_TO, n));
+            assert!(changed > 0);
+            out.push(d);
+        }
     }
-    rows.push((
-        "chown -R",
-        "chown",
-        median(std::mem::take(&mut peer)),
-        median(std::mem::take(&mut ours)),
-    ));
+    rows.push(("chown -R", "chown", median(peer), median(one), median(par)));
 
     println!(
-        "\n{entries} entries on tmpfs, median of {} runs\n",
+        "\n{entries} entries on tmpfs, median of {} runs; goguard with 1 and {threads} threads\n",
         args.runs
     );
-    println!("| peer | peer s | goguard-fs | goguard s | speed-up (peer/goguard) |");
-    println!("|---|---:|---|---:|---:|");
-    for (p, o, tp, to) in &rows {
+    println!(
+        "| peer | peer s | goguard-fs | 1 thread s | speed-up | {threads} threads s | speed-up |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|");
+    for (p, o, tp, t1, tn) in &rows {
+        let (tp, t1, tn) = (tp.as_secs_f64(), t1.as_secs_f64(), tn.as_secs_f64());
         println!(
-            "| `{p}` | {:.3} | {o} | {:.3} | {:.2}x |",
-            tp.as_secs_f64(),
-            to.as_secs_f64(),
-            tp.as_secs_f64() / to.as_secs_f64()
+            "| `{p}` | {tp:.3} | {o} | {t1:.3} | {:.2}x | {tn:.3} | {:.2}x |",
+            tp / t1,
+            tp / tn
         );
     }
     if !args.keep {

@@ -56,6 +56,11 @@ pub struct FileContexts {
     key: std::cell::RefCell<Vec<u8>>,
 }
 
+// SAFETY: a selabel handle has no thread affinity: libselinux keeps no thread-local state
+// for it, so it may move to another thread. It is not `Sync` (the key buffer is a RefCell and
+// lookups are not synchronized here), so only one thread uses it at a time.
+unsafe impl Send for FileContexts {}
+
 impl std::fmt::Debug for FileContexts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FileContexts").finish_non_exhaustive()

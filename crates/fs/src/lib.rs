@@ -27,4 +27,4 @@ pub use entry::{Entry, FileKind, Meta, Outcome, Owner};
 pub use error::{FsError, Op, Result};
 pub use label::{FileContexts, relabel_decision};
 pub use root::RootDir;
-pub use walk::{Control, Visitor, WalkEntry, WalkOptions, WalkStats, walk};
+pub use walk::{Control, Visitor, WalkEntry, WalkOptions, WalkStats, walk, walk_parallel};

@@ -247,8 +247,7 @@ struct Frame {
 /// Walks everything beneath `root`, depth-first, calling `visitor`.
 pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> WalkStats {
     let mut stats = WalkStats::default();
-    let max_open = opts.max_open_dirs.max(2);
-    let mut rel: Vec<u8> = Vec::with_capacity(512);
+    let rel: Vec<u8> = Vec::with_capacity(512);
 
     // The root itself.
     let root_meta = match Meta::of_fd(root.as_fd()) {
@@ -281,15 +280,29 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
             return stats;
         }
     };
-    let mut stack = vec![Frame {
+    let stack = vec![Frame {
         dir: Some(dir),
         resume: 0,
         rel_len: 0,
         meta: root_meta,
         depth: 0,
     }];
-    let mut open_count = 1usize;
+    run(root, opts, visitor, &mut stats, rel, stack);
+    stats
+}
 
+/// The walk's loop: reads the frames on `stack` depth-first until it is empty. Returns
+/// true when the visitor said [`Control::Stop`].
+fn run(
+    root: &RootDir,
+    opts: &WalkOptions,
+    visitor: &mut dyn Visitor,
+    stats: &mut WalkStats,
+    mut rel: Vec<u8>,
+    mut stack: Vec<Frame>,
+) -> bool {
+    let max_open = opts.max_open_dirs.max(2);
+    let mut open_count = stack.iter().filter(|f| f.dir.is_some()).count();
     while let Some(top) = stack.last_mut() {
         rel.truncate(top.rel_len);
         if top.dir.is_none() {
@@ -302,7 +315,7 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
                     stats.errors += 1;
                     stack.pop();
                     if visitor.error(e) == Control::Stop {
-                        break;
+                        return true;
                     }
                     continue;
                 }
@@ -321,7 +334,7 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
                 stack.pop();
                 open_count -= 1;
                 if visitor.error(FsError::io(Op::ReadDir, rel_path, e)) == Control::Stop {
-                    break;
+                    return true;
                 }
                 continue;
             }
@@ -356,7 +369,7 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
             Err(e) => {
                 stats.errors += 1;
                 if visitor.error(FsError::io(Op::Stat, rel_path, e)) == Control::Stop {
-                    break;
+                    return true;
                 }
                 continue;
             }
@@ -373,10 +386,10 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
             visitor.mount_point(&entry);
             continue;
         }
-        count(&mut stats, &meta);
+        count(stats, &meta);
         let ctl = visitor.entry(&entry);
         if ctl == Control::Stop {
-            break;
+            return true;
         }
         let descend = ctl == Control::Continue
             && meta.is_dir()
@@ -389,7 +402,7 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
             Err(e) => {
                 stats.errors += 1;
                 if visitor.error(e) == Control::Stop {
-                    break;
+                    return true;
                 }
                 continue;
             }
@@ -411,7 +424,124 @@ pub fn walk(root: &RootDir, opts: &WalkOptions, visitor: &mut dyn Visitor) -> Wa
         });
         open_count += 1;
     }
-    stats
+    false
+}
+
+/// Walks like [`walk`], with the root's subdirectories shared among `threads` threads.
+///
+/// The calling thread visits the root and its direct entries with the first visitor; each
+/// thread (the caller's included) then takes whole subdirectories of the root, one at a time,
+/// and walks them with a visitor of its own from `make`. Every entry is visited exactly once,
+/// under the same rules as [`walk`] (no symlinks followed, no mount crossed, each directory
+/// checked to be the inode that was statted). Visitors run concurrently, so their order across
+/// subtrees is unspecified; a `Stop` from any of them ends the walk after the subtrees in
+/// progress. Returns the visitors (for merging results) and the summed counts.
+pub fn walk_parallel<V, F>(
+    root: &RootDir,
+    opts: &WalkOptions,
+    threads: usize,
+    make: F,
+) -> (Vec<V>, WalkStats)
+where
+    V: Visitor + Send,
+    F: Fn() -> V + Sync,
+{
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Forwards to the first visitor and keeps the root's subdirectories to share out.
+    struct TopLevel<'v, V> {
+        inner: &'v mut V,
+        subdirs: Vec<(Vec<u8>, Meta)>,
+    }
+    impl<V: Visitor> Visitor for TopLevel<'_, V> {
+        fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
+            let ctl = self.inner.entry(e);
+            if ctl == Control::Continue && e.depth == 1 && e.meta.is_dir() {
+                self.subdirs.push((e.name.to_bytes().to_vec(), e.meta));
+            }
+            ctl
+        }
+        fn mount_point(&mut self, e: &WalkEntry<'_>) {
+            self.inner.mount_point(e)
+        }
+        fn error(&mut self, e: FsError) -> Control {
+            self.inner.error(e)
+        }
+    }
+
+    let mut first = make();
+    let mut top = TopLevel {
+        inner: &mut first,
+        subdirs: Vec::new(),
+    };
+    let top_opts = WalkOptions {
+        max_depth: Some(1),
+        ..opts.clone()
+    };
+    let mut stats = walk(root, &top_opts, &mut top);
+    let subdirs = top.subdirs;
+    if opts.max_depth.is_some_and(|d| d <= 1) || subdirs.is_empty() {
+        return (vec![first], stats);
+    }
+    let next = AtomicUsize::new(0);
+    let stopped = std::sync::atomic::AtomicBool::new(false);
+    let totals = Mutex::new(Vec::new());
+    let work = |visitor: &mut V| {
+        let mut local = WalkStats::default();
+        while !stopped.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((name, meta)) = subdirs.get(i) else {
+                break;
+            };
+            let Ok(c_name) = std::ffi::CString::new(name.clone()) else {
+                continue;
+            };
+            let rel_path = Path::new(OsStr::from_bytes(name));
+            match open_dir_reader(root.as_fd(), &c_name, meta, rel_path) {
+                Ok(dir) => {
+                    let frame = Frame {
+                        dir: Some(dir),
+                        resume: 0,
+                        rel_len: name.len(),
+                        meta: *meta,
+                        depth: 1,
+                    };
+                    if run(root, opts, visitor, &mut local, name.clone(), vec![frame]) {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    local.errors += 1;
+                    if visitor.error(e) == Control::Stop {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        totals.lock().expect("stats lock").push(local);
+    };
+    let threads = threads.max(1);
+    let mut rest: Vec<V> = (1..threads).map(|_| make()).collect();
+    std::thread::scope(|scope| {
+        for v in rest.iter_mut() {
+            scope.spawn(|| work(v));
+        }
+        work(&mut first);
+    });
+    for t in totals.into_inner().expect("stats lock") {
+        stats.entries += t.entries;
+        stats.dirs += t.dirs;
+        stats.files += t.files;
+        stats.symlinks += t.symlinks;
+        stats.mount_points += t.mount_points;
+        stats.vanished += t.vanished;
+        stats.errors += t.errors;
+        stats.reopened += t.reopened;
+    }
+    let mut all = vec![first];
+    all.extend(rest);
+    (all, stats)
 }
 
 fn count(stats: &mut WalkStats, meta: &Meta) {

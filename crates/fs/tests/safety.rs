@@ -15,6 +15,7 @@ use goguard_fs::acl::{NameKind, parse_ops};
 use goguard_fs::walk::FnVisitor;
 use goguard_fs::{
     AclKind, Control, FsError, Outcome, Owner, RootDir, Visitor, WalkEntry, WalkOptions, walk,
+    walk_parallel,
 };
 
 fn names(_: NameKind, _: &str) -> Option<u32> {
@@ -284,6 +285,90 @@ fn mounts_inside_the_root_are_not_crossed() {
         let shm = RootDir::open("/dev/shm").unwrap();
         assert_ne!(shm.meta().dev, root.meta().dev);
     }
+}
+
+#[test]
+fn a_parallel_walk_visits_exactly_what_the_walk_visits() {
+    let f = fixture();
+    for d in 0..12 {
+        let dir = f.root.join(format!("{d:02x}/sub"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for j in 0..20 {
+            std::fs::write(dir.join(format!("e{j}-d")), b"").unwrap();
+        }
+    }
+    let tmpfs = TmpfsMount::new(&f.root.join("0a/mnt"));
+    if tmpfs.is_some() {
+        std::fs::write(f.root.join("0a/mnt/inside"), b"i").unwrap();
+    }
+    #[derive(Default)]
+    struct Seen {
+        entries: Vec<String>,
+        mounts: Vec<String>,
+    }
+    impl Visitor for Seen {
+        fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
+            self.entries.push(e.rel.to_string_lossy().into_owned());
+            Control::Continue
+        }
+        fn mount_point(&mut self, e: &WalkEntry<'_>) {
+            self.mounts.push(e.rel.to_string_lossy().into_owned());
+        }
+    }
+    let root = RootDir::open(&f.root).unwrap();
+    let opts = WalkOptions {
+        max_open_dirs: 3,
+        max_depth: None,
+    };
+    let mut one = Seen::default();
+    let stats = walk(&root, &opts, &mut one);
+    one.entries.sort();
+    assert!(one.entries.iter().any(|e| e == "0b/sub/e19-d"));
+    for threads in [1, 2, 4] {
+        let (seen, pstats) = walk_parallel(&root, &opts, threads, Seen::default);
+        assert_eq!(seen.len(), threads);
+        let mut entries: Vec<String> = seen.iter().flat_map(|s| s.entries.clone()).collect();
+        let mounts: Vec<String> = seen.iter().flat_map(|s| s.mounts.clone()).collect();
+        entries.sort();
+        assert_eq!(entries, one.entries, "{threads} threads");
+        assert_eq!(mounts, one.mounts, "{threads} threads");
+        assert_eq!(
+            (
+                pstats.entries,
+                pstats.dirs,
+                pstats.files,
+                pstats.symlinks,
+                pstats.mount_points
+            ),
+            (
+                stats.entries,
+                stats.dirs,
+                stats.files,
+                stats.symlinks,
+                stats.mount_points
+            )
+        );
+    }
+    // Never outside the root, never through its symlinks.
+    assert!(
+        !one.entries
+            .iter()
+            .any(|e| e.starts_with("link_dir/") || e.contains("secret"))
+    );
+    // A Stop from one visitor ends the walk early.
+    let (_, stopped) = walk_parallel(&root, &opts, 2, || {
+        FnVisitor(|e: &WalkEntry<'_>| {
+            if e.depth >= 3 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+    });
+    assert!(
+        stopped.entries < stats.entries / 2,
+        "{stopped:?} vs {stats:?}"
+    );
 }
 
 #[test]

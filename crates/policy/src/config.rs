@@ -375,6 +375,66 @@ pub struct RootDecl {
     pub label: Option<LabelOverride>,
     /// Heal settings as written.
     pub heal: HealDecl,
+    /// Size cap in bytes (GOCACHE roots only): trims evict least-recently-used entries
+    /// beyond it.
+    pub max_size: Option<u64>,
+}
+
+/// A size in bytes, written as a number of bytes or a string with a unit: `"512M"`,
+/// `"20GiB"`, `"1.5G"` (K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024; KB/MB/GB/TB are
+/// powers of 1000, as `du --si` writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `text` (see the type's doc).
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KiB" | "k" => 1 << 10,
+            "M" | "MiB" => 1 << 20,
+            "G" | "GiB" => 1 << 30,
+            "T" | "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?} in {text:?} (use K, M, G, T, KiB.., KB..)"
+                ));
+            }
+        };
+        let value: f64 = num.parse().map_err(|_| {
+            format!("{text:?} is not a size (examples: 1073741824, \"512M\", \"20GiB\")")
+        })?;
+        let bytes = value * mult as f64;
+        if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+            return Err(format!("{text:?} is out of range (at least 1 byte)"));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(0) => Err(serde::de::Error::custom("a size must be at least 1 byte")),
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => ByteSize::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -389,6 +449,7 @@ struct RawRootDecl {
     label: Option<LabelOverride>,
     #[serde(default)]
     heal: HealDecl,
+    max_size: Option<ByteSize>,
 }
 
 impl TryFrom<RawRootDecl> for RootDecl {
@@ -403,6 +464,12 @@ impl TryFrom<RawRootDecl> for RootDecl {
         if r.heal.owner == Some(HealAction::Auto) && r.owner.is_none() && r.group.is_none() {
             return Err(format!(
                 "root {path}: heal.owner = \"auto\" needs `owner` or `group`"
+            ));
+        }
+        if r.max_size.is_some() && r.kind != RootKind::GoCache {
+            return Err(format!(
+                "root {path}: max_size applies to kind = \"gocache\" roots only (Go trims only \
+                 its build cache)"
             ));
         }
         if let Some(acl) = &r.acl {
@@ -426,6 +493,7 @@ impl TryFrom<RawRootDecl> for RootDecl {
             acl: r.acl,
             label: r.label,
             heal: r.heal,
+            max_size: r.max_size.map(|s| s.0),
         })
     }
 }
@@ -537,5 +605,35 @@ heal = { owner = "auto", mode = "auto", acl = "auto", label = "auto", world_writ
             (ModePolicy::Go, false, true)
         );
         assert_eq!(r.heal, HealDecl::default());
+        assert_eq!(r.max_size, None);
+    }
+
+    #[test]
+    fn sizes_parse_with_units_and_apply_to_build_caches_only() {
+        for (text, bytes) in [
+            ("1", 1),
+            ("512M", 512 << 20),
+            ("20GiB", 20 << 30),
+            ("1.5G", 3 << 29),
+            ("2GB", 2_000_000_000),
+            (" 10 KiB ", 10 << 10),
+        ] {
+            assert_eq!(ByteSize::parse(text), Ok(ByteSize(bytes)), "{text}");
+        }
+        for bad in ["", "G", "12X", "-1", "0", "1e400"] {
+            assert!(ByteSize::parse(bad).is_err(), "{bad}");
+        }
+        let base = "[[root]]\npath = \"/c\"\nkind = \"gocache\"\n";
+        let doc = parse(&format!("{base}max_size = \"10G\"\n")).unwrap();
+        assert_eq!(doc.root[0].max_size, Some(10 << 30));
+        let doc = parse(&format!("{base}max_size = 4096\n")).unwrap();
+        assert_eq!(doc.root[0].max_size, Some(4096));
+        let e = err(&format!("{base}max_size = \"10Q\"\n"));
+        assert!(e.contains("unknown size unit"), "{e}");
+        let e = err("[[root]]\npath = \"/m\"\nkind = \"gomodcache\"\nmax_size = \"1G\"\n");
+        assert!(
+            e.contains("applies to kind = \"gocache\" roots only"),
+            "{e}"
+        );
     }
 }

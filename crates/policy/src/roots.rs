@@ -157,6 +157,8 @@ pub struct CacheRoot {
     pub expected: ExpectedState,
     /// What to do about drift.
     pub heal: HealPolicy,
+    /// GOCACHE size cap in bytes, when declared (trims evict beyond it).
+    pub max_size: Option<u64>,
 }
 
 /// A `[[root]]` that names an unknown user, group or ACL qualifier.
@@ -245,6 +247,7 @@ impl CacheRoot {
                 label: decl.label.clone(),
             },
             heal: HealPolicy::for_declared(decl),
+            max_size: decl.max_size,
         })
     }
 
@@ -276,6 +279,7 @@ impl CacheRoot {
                 label: None,
             },
             heal: HealPolicy::for_user(outside_home),
+            max_size: None,
         }
     }
 

@@ -21,6 +21,7 @@
 //! - `page_token`: opaque page tokens bound to their filter.
 //! - `journal`: the append-only repair journal.
 //! - `quarantine`: the repair loop guard's quarantines, so a restart does not end one.
+//! - `hygiene`: the record of cache trims and module-cache verifications.
 //!
 //! # Schema (version 1)
 //! - `denials(id, scontext, tcontext, tclass, permissions, target, comm, count, first_seen,
@@ -29,6 +30,8 @@
 //! - `audit_cursor(log_path PK, dev, ino, offset, last_event_id, updated_at)`.
 //! - `journal(id, at, path, root, kind, before, after, cause, requester_uid, dry_run)`.
 //! - `quarantine(path, kind, root, since, until)`, primary key (path, kind) (migration 3).
+//! - `hygiene_runs(id, at, kind, root, cause, requester_uid, dry_run, entries_removed,
+//!   bytes_freed, modules_verified, modules_bad, detail)` (migration 4).
 //!
 //! Times are unix seconds as `f64`: `first_seen`/`last_seen` come from audit event
 //! timestamps, `updated_at`/`status_changed_at` from the wall clock.
@@ -36,6 +39,7 @@
 mod denials;
 pub mod error;
 mod journal;
+mod hygiene;
 mod page_token;
 mod quarantine;
 mod schema;
@@ -44,6 +48,7 @@ mod types;
 
 pub use error::{Result, StoreError};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use hygiene::{HygieneKind, HygieneRun};
 pub use quarantine::Quarantine;
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{

@@ -92,6 +92,26 @@ CREATE TABLE quarantine (
 );
 "#,
     },
+    Migration {
+        description: "cache hygiene runs (trims and module verifications)",
+        sql: r#"
+CREATE TABLE hygiene_runs (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    at                REAL    NOT NULL,
+    kind              TEXT    NOT NULL CHECK (kind IN ('trim', 'verify')),
+    root              TEXT    NOT NULL,
+    cause             TEXT    NOT NULL,
+    requester_uid     INTEGER CHECK (requester_uid IS NULL OR requester_uid BETWEEN 0 AND 4294967295),
+    dry_run           INTEGER NOT NULL CHECK (dry_run IN (0, 1)),
+    entries_removed   INTEGER NOT NULL DEFAULT 0,
+    bytes_freed       INTEGER NOT NULL DEFAULT 0,
+    modules_verified  INTEGER NOT NULL DEFAULT 0,
+    modules_bad       INTEGER NOT NULL DEFAULT 0,
+    detail            TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX hygiene_runs_by_root ON hygiene_runs (kind, root, at DESC);
+"#,
+    },
 ];
 
 /// Schema version of a fully migrated database.
