@@ -9,12 +9,16 @@ cd "$(dirname "$0")/.."
 . packaging/deps.sh
 
 goguard_install_packages test
+goguard_install_test_venv /opt/goguard-test/venv
+goguard_fetch_reference_policy /opt/goguard-test/selinux-policy-default
 
 step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo build --release (the packaging tests package these binaries)"
+cargo build --release --locked --bins
 step "cargo test (unit, integration, conformance)"
 cargo test --workspace --locked
 if [ -x crates/audit/fuzz/run.sh ]; then
