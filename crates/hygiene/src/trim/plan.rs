@@ -1,0 +1,667 @@
+//! The trim planner: a listing of a GOCACHE's `00`..`ff` entries, its `trim.txt` and the
+//! time → a [`TrimPlan`] (what to remove and why, the bytes before and after, the new
+//! `trim.txt`), with no I/O.
+//!
+//! # Rules
+//! 1. **Go's age rule** (`Cache.Trim`/`trimSubdir`, Go 1.19.8 `cmd/go/internal/cache/cache.go`
+//!    l.309–371): when a trim is due by `trim.txt` (at most once per `trimInterval`, see
+//!    [`crate::gocache::trim_due`]) or forced, every `-a`, `-d` (and stray `*-a`/`*-d`) file
+//!    whose mtime is before `now - trimLimit - mtimeInterval` is removed. The planner does not
+//!    care who trimmed last: an abandoned cache that no `go` command touches is trimmed the
+//!    same way.
+//! 2. **Whole entries only.** Go removes `-a` and `-d` files independently, which can leave an
+//!    `-a` whose `-d` is gone (harmless to Go: a miss, see `crate::trim` docs). We never do:
+//!    a `-d` referenced by a kept `-a` is kept even when it is older than the cutoff (its
+//!    entry is alive), and a `-d` is removed only when no kept `-a` refers to it. `-a` files
+//!    Go would ignore (unparsable, or pointing at a `-d` that is missing) are removed once
+//!    they are older than the in-use grace.
+//! 3. **Size cap** (optional, goguard's own): when the kept bytes exceed the cap, first the
+//!    `-d` files no `-a` refers to, then whole entries in least-recently-used order (the `-a`
+//!    mtime, which `Cache.used` refreshes on every hit at most hourly), are evicted until the
+//!    cap is met; an `-a` takes its `-d` along when no other kept `-a` refers to it.
+//! 4. **In-use grace** ([`TrimPolicy::in_use_grace`], default `mtimeInterval`): entries with
+//!    an mtime newer than `now - grace` are never evicted or treated as dangling. A build
+//!    that used an entry within the hour may not have refreshed its mtime (`used` skips
+//!    refreshes younger than an hour) and may still hold its path; a `-d` without its `-a`
+//!    may be a `Put` in progress (`put` writes `-d` first, then `-a`). So the cap may stay
+//!    unmet ([`CapOutcome::met`] false) rather than remove what a build may be using.
+//!
+//! The planner must never plan the removal of something that is not in the listing, nor a
+//! `-d` that a kept `-a` refers to.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use crate::gocache::{
+    self, ActionRecord, ActionRecordError, CacheId, EntryKind, EntryName, MTIME_INTERVAL, TrimDue,
+};
+
+/// One file in a `00`..`ff` directory of a GOCACHE, as listed (without following symlinks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The directory it is in: `0x00`..`0xff` for `00`..`ff`.
+    pub dir: u8,
+    /// Its file name.
+    pub name: String,
+    /// Its size in bytes (`st_size`).
+    pub size: u64,
+    /// Its mtime (Go's "last used", refreshed at most hourly).
+    pub mtime: SystemTime,
+    /// Its inode number, so the executor can check it removes the file it listed.
+    pub ino: u64,
+    /// For `-a` names: the parsed content, or why Go would not use it. `None` otherwise.
+    pub action: Option<Result<ActionRecord, ActionRecordError>>,
+}
+
+impl CacheEntry {
+    /// `"ab/<name>"`: the path relative to the cache root.
+    pub fn rel_path(&self) -> String {
+        format!("{:02x}/{}", self.dir, self.name)
+    }
+}
+
+/// How to trim one cache root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrimPolicy {
+    /// Size cap in bytes (sum of `-a`, `-d` and stray entry sizes); `None`: no cap.
+    pub max_bytes: Option<u64>,
+    /// Apply Go's age rule even when `trim.txt` says the last trim was less than a day ago
+    /// (a manual `goguardctl trim`).
+    pub force: bool,
+    /// Entries used more recently than this are never evicted, nor removed as dangling.
+    pub in_use_grace: Duration,
+    /// Plan and report only; remove nothing and leave `trim.txt` alone (executor only).
+    pub dry_run: bool,
+}
+
+impl Default for TrimPolicy {
+    fn default() -> Self {
+        TrimPolicy {
+            max_bytes: None,
+            force: false,
+            in_use_grace: MTIME_INTERVAL,
+            dry_run: false,
+        }
+    }
+}
+
+/// Why an entry is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RemovalReason {
+    /// Unused for `trimLimit + mtimeInterval`: Go's own rule.
+    Expired,
+    /// Evicted, least recently used first, to meet the size cap.
+    Evicted,
+    /// A `-d` no kept `-a` refers to, evicted first to meet the size cap.
+    UnreferencedOutput,
+    /// An `-a` whose `-d` is missing: Go's `GetFile` would miss on it anyway.
+    DanglingAction,
+    /// An `-a` that Go's `get` rejects (bad length, header, hex, numbers, mismatched id).
+    InvalidAction,
+}
+
+impl RemovalReason {
+    /// A short fixed name for rows and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemovalReason::Expired => "expired",
+            RemovalReason::Evicted => "evicted",
+            RemovalReason::UnreferencedOutput => "unreferenced_output",
+            RemovalReason::DanglingAction => "dangling_action",
+            RemovalReason::InvalidAction => "invalid_action",
+        }
+    }
+}
+
+/// One planned removal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The entry's directory byte.
+    pub dir: u8,
+    /// The entry's file name.
+    pub name: String,
+    /// Its size when listed.
+    pub size: u64,
+    /// Its mtime when listed (the executor skips it if it changed: it was used since).
+    pub mtime: SystemTime,
+    /// Its inode when listed.
+    pub ino: u64,
+    /// Why.
+    pub reason: RemovalReason,
+    /// For a `-d`: the planned `-a` removals (rel paths) that refer to it. The executor
+    /// removes the `-d` only if all of them are gone, so a skipped `-a` keeps its `-d`.
+    pub after_actions: Vec<String>,
+}
+
+impl Removal {
+    /// `"ab/<name>"`.
+    pub fn rel_path(&self) -> String {
+        format!("{:02x}/{}", self.dir, self.name)
+    }
+}
+
+/// The size cap's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapOutcome {
+    /// The cap.
+    pub max_bytes: u64,
+    /// Whether the kept bytes are within it (false when only entries inside the in-use
+    /// grace are left to evict).
+    pub met: bool,
+}
+
+/// What a trim will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrimPlan {
+    /// Whether Go's age trim is due by `trim.txt`.
+    pub due: TrimDue,
+    /// Whether the age rule was applied (due, or forced).
+    pub age_trim: bool,
+    /// Removals: `-a` and stray files first, then `-d` files.
+    pub removals: Vec<Removal>,
+    /// Entries (`-a`, `-d`, strays) in the listing, and their bytes.
+    pub entries_before: u64,
+    /// Bytes of those entries.
+    pub bytes_before: u64,
+    /// Entries left after the plan.
+    pub entries_after: u64,
+    /// Bytes left after the plan.
+    pub bytes_after: u64,
+    /// The size cap's outcome, when a cap is set.
+    pub cap: Option<CapOutcome>,
+    /// The new `trim.txt` content, when the age rule was applied (Go writes it after every
+    /// completed trim; a cap-only eviction leaves it alone).
+    pub new_trim_txt: Option<String>,
+}
+
+impl TrimPlan {
+    /// Bytes the plan frees.
+    pub fn bytes_freed(&self) -> u64 {
+        self.bytes_before - self.bytes_after
+    }
+}
+
+/// What the planner knows about one listed entry.
+struct Slot {
+    kind: SlotKind,
+    removed: Option<RemovalReason>,
+}
+
+enum SlotKind {
+    /// A usable `-a`; `output` indexes the `-d` in the listing, if any.
+    Action {
+        output: Option<usize>,
+    },
+    /// An `-a` Go would not use.
+    InvalidAction,
+    Output,
+    Stray,
+}
+
+/// Plans a trim of one cache: `entries` is the listing of its `00`..`ff` directories,
+/// `trim_txt` the content of its `trim.txt` (`None` when absent), `now` the time of the trim.
+pub fn plan(
+    entries: &[CacheEntry],
+    trim_txt: Option<&[u8]>,
+    policy: &TrimPolicy,
+    now: SystemTime,
+) -> TrimPlan {
+    let due = gocache::trim_due(trim_txt, now);
+    let age_trim = due.is_due() || policy.force;
+    let cutoff = gocache::age_cutoff(now);
+    let grace_cut = now
+        .checked_sub(policy.in_use_grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+
+    // Classify; `Other` names are not Go's and are left out entirely.
+    let mut outputs: HashMap<CacheId, usize> = HashMap::new();
+    let mut idx: Vec<usize> = Vec::new();
+    let mut classes: Vec<(EntryName, usize)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let class = gocache::classify_name(e.dir, &e.name);
+        if class == EntryName::Other {
+            continue;
+        }
+        if let EntryName::Entry(id, EntryKind::Output) = class {
+            outputs.insert(id, i);
+        }
+        classes.push((class, i));
+        idx.push(i);
+    }
+    let mut slots: HashMap<usize, Slot> = HashMap::with_capacity(classes.len());
+    for &(class, i) in &classes {
+        let kind = match class {
+            EntryName::Entry(id, EntryKind::Action) => match &entries[i].action {
+                Some(Ok(rec)) if rec.action == id => SlotKind::Action {
+                    output: outputs.get(&rec.output).copied(),
+                },
+                _ => SlotKind::InvalidAction,
+            },
+            EntryName::Entry(_, EntryKind::Output) => SlotKind::Output,
+            _ => SlotKind::Stray,
+        };
+        slots.insert(
+            i,
+            Slot {
+                kind,
+                removed: None,
+            },
+        );
+    }
+
+    // 1 + 2: actions and strays by age, then unusable actions past the grace.
+    for &i in &idx {
+        let e = &entries[i];
+        let slot = slots.get_mut(&i).expect("slot");
+        let expired = age_trim && e.mtime < cutoff;
+        slot.removed = match slot.kind {
+            SlotKind::Output => None,
+            _ if expired => Some(RemovalReason::Expired),
+            SlotKind::InvalidAction if e.mtime < grace_cut => Some(RemovalReason::InvalidAction),
+            SlotKind::Action { output: None } if e.mtime < grace_cut => {
+                Some(RemovalReason::DanglingAction)
+            }
+            _ => None,
+        };
+    }
+    // Reference counts of outputs by kept actions.
+    let mut refs: HashMap<usize, u32> = HashMap::new();
+    for &i in &idx {
+        let s = &slots[&i];
+        if let (SlotKind::Action { output: Some(o) }, None) = (&s.kind, s.removed) {
+            *refs.entry(*o).or_default() += 1;
+        }
+    }
+    // Outputs: removed by age only when no kept action refers to them.
+    for &i in &idx {
+        let e = &entries[i];
+        let slot = slots.get_mut(&i).expect("slot");
+        if matches!(slot.kind, SlotKind::Output)
+            && age_trim
+            && e.mtime < cutoff
+            && refs.get(&i).copied().unwrap_or(0) == 0
+        {
+            slot.removed = Some(RemovalReason::Expired);
+        }
+    }
+
+    let size_of = |i: usize| entries[i].size;
+    let bytes_before: u64 = idx.iter().map(|&i| size_of(i)).sum();
+    let mut kept_bytes: u64 = idx
+        .iter()
+        .filter(|i| slots[i].removed.is_none())
+        .map(|&i| size_of(i))
+        .sum();
+
+    // 3: the size cap.
+    let cap = policy.max_bytes.map(|max_bytes| {
+        if kept_bytes > max_bytes {
+            let by_age = |a: &usize, b: &usize| {
+                (entries[*a].mtime, &entries[*a].name).cmp(&(entries[*b].mtime, &entries[*b].name))
+            };
+            let mut orphans: Vec<usize> = idx
+                .iter()
+                .copied()
+                .filter(|i| {
+                    let s = &slots[i];
+                    matches!(s.kind, SlotKind::Output)
+                        && s.removed.is_none()
+                        && refs.get(i).copied().unwrap_or(0) == 0
+                        && entries[*i].mtime < grace_cut
+                })
+                .collect();
+            orphans.sort_by(by_age);
+            for i in orphans {
+                if kept_bytes <= max_bytes {
+                    break;
+                }
+                slots.get_mut(&i).expect("slot").removed = Some(RemovalReason::UnreferencedOutput);
+                kept_bytes -= size_of(i);
+            }
+            let mut units: Vec<usize> = idx
+                .iter()
+                .copied()
+                .filter(|i| {
+                    let s = &slots[i];
+                    !matches!(s.kind, SlotKind::Output)
+                        && s.removed.is_none()
+                        && entries[*i].mtime < grace_cut
+                })
+                .collect();
+            units.sort_by(by_age);
+            for i in units {
+                if kept_bytes <= max_bytes {
+                    break;
+                }
+                let slot = slots.get_mut(&i).expect("slot");
+                slot.removed = Some(RemovalReason::Evicted);
+                kept_bytes -= size_of(i);
+                if let SlotKind::Action { output: Some(o) } = slot.kind {
+                    let n = refs.get_mut(&o).expect("counted");
+                    *n -= 1;
+                    let out = slots.get_mut(&o).expect("slot");
+                    if *n == 0 && out.removed.is_none() {
+                        // The last kept action referring to it is gone: the entry goes whole,
+                        // even if the output itself was used within the grace (it is now
+                        // unreachable: only action entries lead to outputs).
+                        out.removed = Some(RemovalReason::Evicted);
+                        kept_bytes -= size_of(o);
+                    }
+                }
+            }
+        }
+        CapOutcome {
+            max_bytes,
+            met: kept_bytes <= max_bytes,
+        }
+    });
+
+    // Removals: actions and strays first, then outputs with the removed actions they wait for.
+    let mut waiting: HashMap<usize, Vec<String>> = HashMap::new();
+    for &i in &idx {
+        let s = &slots[&i];
+        if let (SlotKind::Action { output: Some(o) }, Some(_)) = (&s.kind, s.removed) {
+            waiting.entry(*o).or_default().push(entries[i].rel_path());
+        }
+    }
+    let mut removals = Vec::new();
+    let mut outs = Vec::new();
+    for &i in &idx {
+        let s = &slots[&i];
+        let Some(reason) = s.removed else { continue };
+        let e = &entries[i];
+        let r = Removal {
+            dir: e.dir,
+            name: e.name.clone(),
+            size: e.size,
+            mtime: e.mtime,
+            ino: e.ino,
+            reason,
+            after_actions: waiting.remove(&i).unwrap_or_default(),
+        };
+        if matches!(s.kind, SlotKind::Output) {
+            outs.push(r);
+        } else {
+            removals.push(r);
+        }
+    }
+    removals.extend(outs);
+
+    let entries_before = idx.len() as u64;
+    TrimPlan {
+        due,
+        age_trim,
+        entries_after: entries_before - removals.len() as u64,
+        removals,
+        entries_before,
+        bytes_before,
+        bytes_after: kept_bytes,
+        cap,
+        new_trim_txt: age_trim.then(|| gocache::format_trim_txt(now)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::time::UNIX_EPOCH;
+
+    const DAY: u64 = 86_400;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(100 * DAY)
+    }
+
+    fn ago(secs: u64) -> SystemTime {
+        now() - Duration::from_secs(secs)
+    }
+
+    /// Deterministic distinct ids: `n` in the first byte (the directory) and the last.
+    fn id(n: u8) -> CacheId {
+        let mut b = [0x11u8; 32];
+        b[0] = n;
+        b[31] = n;
+        CacheId(b)
+    }
+
+    fn action(a: u8, out: u8, size: u64, age: u64) -> CacheEntry {
+        let rec = ActionRecord {
+            action: id(a),
+            output: id(out),
+            size,
+            time_unix_nanos: 1,
+        };
+        CacheEntry {
+            dir: a,
+            name: id(a).file_name(EntryKind::Action),
+            size: crate::gocache::ACTION_ENTRY_SIZE as u64,
+            mtime: ago(age),
+            ino: u64::from(a),
+            action: Some(Ok(rec)),
+        }
+    }
+
+    fn output(o: u8, size: u64, age: u64) -> CacheEntry {
+        CacheEntry {
+            dir: o,
+            name: id(o).file_name(EntryKind::Output),
+            size,
+            mtime: ago(age),
+            ino: 1000 + u64::from(o),
+            action: None,
+        }
+    }
+
+    /// The invariant: no kept usable action refers to a removed output.
+    fn assert_whole(entries: &[CacheEntry], p: &TrimPlan) {
+        let removed: HashSet<String> = p.removals.iter().map(|r| r.rel_path()).collect();
+        for e in entries {
+            if let Some(Ok(rec)) = &e.action {
+                if !removed.contains(&e.rel_path()) {
+                    let out = format!(
+                        "{}/{}",
+                        rec.output.subdir(),
+                        rec.output.file_name(EntryKind::Output)
+                    );
+                    assert!(
+                        !removed.contains(&out),
+                        "kept {} but removed its output {out}",
+                        e.rel_path()
+                    );
+                }
+            }
+        }
+        let kept: u64 = entries
+            .iter()
+            .filter(|e| !removed.contains(&e.rel_path()))
+            .map(|e| e.size)
+            .sum();
+        assert_eq!(kept, p.bytes_after);
+    }
+
+    fn names(p: &TrimPlan) -> Vec<(String, RemovalReason)> {
+        p.removals
+            .iter()
+            .map(|r| (r.rel_path(), r.reason))
+            .collect()
+    }
+
+    #[test]
+    fn not_due_removes_nothing_and_keeps_trim_txt() {
+        let entries = vec![action(1, 2, 10, 30 * DAY), output(2, 10, 30 * DAY)];
+        let last = (100 * DAY - 3600).to_string();
+        let p = plan(
+            &entries,
+            Some(last.as_bytes()),
+            &TrimPolicy::default(),
+            now(),
+        );
+        assert!(!p.age_trim);
+        assert!(p.removals.is_empty());
+        assert_eq!(p.new_trim_txt, None);
+        // Forced: the age rule applies and trim.txt is rewritten.
+        let forced = TrimPolicy {
+            force: true,
+            ..TrimPolicy::default()
+        };
+        let p = plan(&entries, Some(last.as_bytes()), &forced, now());
+        assert_eq!(p.removals.len(), 2);
+        assert_eq!(p.new_trim_txt, Some((100 * DAY).to_string()));
+    }
+
+    #[test]
+    fn age_rule_cutoff_is_trim_limit_plus_mtime_interval() {
+        let limit = 5 * DAY + 3600;
+        let entries = vec![
+            action(1, 2, 10, limit + 1), // just past the cutoff
+            output(2, 10, limit + 1),
+            action(3, 4, 10, limit), // exactly at the cutoff: not before it, kept
+            output(4, 10, limit),
+        ];
+        let p = plan(&entries, None, &TrimPolicy::default(), now());
+        let got = names(&p);
+        assert_eq!(
+            got,
+            vec![
+                (entries[0].rel_path(), RemovalReason::Expired),
+                (entries[1].rel_path(), RemovalReason::Expired),
+            ]
+        );
+        assert_eq!(p.removals[1].after_actions, vec![entries[0].rel_path()]);
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn old_output_of_a_fresh_action_is_kept_whole() {
+        // Go would delete the old -d and leave the fresh -a dangling; we keep the entry.
+        let entries = vec![action(1, 2, 10, DAY), output(2, 10, 30 * DAY)];
+        let p = plan(&entries, None, &TrimPolicy::default(), now());
+        assert!(p.removals.is_empty());
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn shared_output_goes_with_its_last_action() {
+        let entries = vec![
+            action(1, 9, 10, 30 * DAY),
+            action(2, 9, 10, 2 * DAY),
+            output(9, 10, 30 * DAY),
+        ];
+        let p = plan(&entries, None, &TrimPolicy::default(), now());
+        assert_eq!(
+            names(&p),
+            vec![(entries[0].rel_path(), RemovalReason::Expired)]
+        );
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn dangling_and_invalid_actions_past_the_grace() {
+        let mut bad = action(5, 6, 1, 2 * 3600);
+        bad.action = Some(Err(ActionRecordError::Header));
+        let mut mismatched = action(7, 8, 1, 2 * 3600);
+        if let Some(Ok(rec)) = &mut mismatched.action {
+            rec.action = id(99);
+        }
+        let entries = vec![
+            action(1, 2, 10, 2 * 3600), // output missing, past the grace
+            action(3, 4, 10, 60),       // output missing, within the grace: a Put in progress?
+            bad,
+            mismatched,
+            output(8, 1, 2 * 3600),
+        ];
+        let p = plan(&entries, None, &TrimPolicy::default(), now());
+        assert_eq!(
+            names(&p),
+            vec![
+                (entries[0].rel_path(), RemovalReason::DanglingAction),
+                (entries[2].rel_path(), RemovalReason::InvalidAction),
+                (entries[3].rel_path(), RemovalReason::InvalidAction),
+            ]
+        );
+    }
+
+    #[test]
+    fn cap_evicts_orphans_then_lru_entries_whole() {
+        let entries = vec![
+            action(1, 2, 1000, 3 * DAY),
+            output(2, 1000, 3 * DAY),
+            action(3, 4, 1000, 2 * DAY),
+            output(4, 1000, 2 * DAY),
+            action(5, 6, 1000, 2 * 3600),
+            output(6, 1000, 2 * 3600),
+            output(7, 500, 4 * DAY), // orphan
+        ];
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        let policy = TrimPolicy {
+            max_bytes: Some(total - 600),
+            ..TrimPolicy::default()
+        };
+        let last = (100 * DAY - 60).to_string(); // not due: only the cap acts
+        let p = plan(&entries, Some(last.as_bytes()), &policy, now());
+        assert!(!p.age_trim);
+        assert_eq!(p.new_trim_txt, None);
+        // The orphan (500) is not enough; the least recently used entry goes whole.
+        assert_eq!(
+            names(&p),
+            vec![
+                (entries[0].rel_path(), RemovalReason::Evicted),
+                (entries[1].rel_path(), RemovalReason::Evicted),
+                (entries[6].rel_path(), RemovalReason::UnreferencedOutput),
+            ]
+        );
+        assert_eq!(
+            p.cap,
+            Some(CapOutcome {
+                max_bytes: total - 600,
+                met: true
+            })
+        );
+        assert!(p.bytes_after <= total - 600);
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn cap_spares_entries_inside_the_grace() {
+        let entries = vec![action(1, 2, 1000, 60), output(2, 1000, 60)];
+        let policy = TrimPolicy {
+            max_bytes: Some(10),
+            ..TrimPolicy::default()
+        };
+        let p = plan(&entries, None, &policy, now());
+        assert!(p.removals.is_empty());
+        assert_eq!(
+            p.cap,
+            Some(CapOutcome {
+                max_bytes: 10,
+                met: false
+            })
+        );
+        // With no grace the cap is met, and the entry still goes whole.
+        let policy = TrimPolicy {
+            in_use_grace: Duration::ZERO,
+            ..policy
+        };
+        let p = plan(&entries, None, &policy, now());
+        assert_eq!(p.removals.len(), 2);
+        assert_eq!(p.bytes_after, 0);
+        assert!(p.cap.unwrap().met);
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn strays_age_out_and_other_files_are_left_alone() {
+        let mut stray = output(1, 5, 30 * DAY);
+        stray.name = "not-hex-d".to_string();
+        let mut other = output(1, 5, 30 * DAY);
+        other.name = "README".to_string();
+        let entries = vec![stray, other];
+        let p = plan(&entries, None, &TrimPolicy::default(), now());
+        assert_eq!(
+            names(&p),
+            vec![("01/not-hex-d".to_string(), RemovalReason::Expired)]
+        );
+        assert_eq!(p.entries_before, 1);
+    }
+}
