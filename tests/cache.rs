@@ -7,107 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::users::{TestUser, go_build_command};
 use crate::util::*;
-
-/// A throwaway login user with a home, removed on drop.
-struct TestUser {
-    name: String,
-    home: PathBuf,
-}
-
-impl TestUser {
-    fn create(tag: &str) -> TestUser {
-        let name = format!("gg{tag}{}", std::process::id() % 100_000);
-        let home = PathBuf::from(format!("/home/{name}"));
-        let _ = Command::new("userdel").args(["-r", &name]).output();
-        let out = Command::new(require_tool("useradd", "passwd"))
-            .args(["-m", "-d"])
-            .arg(&home)
-            .args(["-s", "/bin/sh", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "useradd failed: {}", stderr(&out));
-        TestUser { name, home }
-    }
-
-    fn uid(&self) -> u32 {
-        nix::unistd::User::from_name(&self.name)
-            .unwrap()
-            .unwrap()
-            .uid
-            .as_raw()
-    }
-
-    /// A tiny module in the user's home, owned by the user.
-    fn project(&self) -> PathBuf {
-        let dir = self.home.join("src/hello");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("go.mod"), "module example.com/hello\n\ngo 1.19\n").unwrap();
-        std::fs::write(
-            dir.join("main.go"),
-            "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n",
-        )
-        .unwrap();
-        let out = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{0}:{0}", self.name))
-            .arg(self.home.join("src"))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        dir
-    }
-
-    /// `go build` as this user, in their own environment.
-    fn go_build(&self, project: &Path) -> Output {
-        use std::os::unix::process::CommandExt;
-        let gid = nix::unistd::User::from_name(&self.name)
-            .unwrap()
-            .unwrap()
-            .gid;
-        go_build_command(project, &self.home, &[])
-            .uid(self.uid())
-            .gid(gid.as_raw())
-            .output()
-            .unwrap()
-    }
-
-    fn ctl_as(&self, socket: &Path, args: &[&str]) -> Output {
-        Command::new("runuser")
-            .args(["-u", &self.name, "--"])
-            .arg(GOGUARDCTL)
-            .arg("--socket")
-            .arg(socket)
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
-        let _ = std::fs::remove_dir_all(&self.home);
-    }
-}
-
-/// `go build [extra] -o /dev/null .` in `project` with a clean environment
-/// whose HOME is `home` (no network, the installed toolchain only).
-fn go_build_command(project: &Path, home: &Path, extra: &[&str]) -> Command {
-    let mut c = Command::new(require_tool("go", "golang-go"));
-    c.current_dir(project)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", home)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-mod=mod")
-        .arg("build")
-        .args(extra)
-        .args(["-o", "/dev/null", "."]);
-    c
-}
 
 /// As root, with the user's HOME: what `sudo -E go build` does. `-a` puts
 /// the standard library into the cache, as every build does from Go 1.20 on
@@ -330,15 +231,7 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
     }
     let user = TestUser::create("c");
     let uid = user.uid();
-    let gocache = user.home.join(".cache/go-build");
-    std::fs::create_dir_all(gocache.join("00")).unwrap();
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{0}:{0}", user.name))
-        .arg(user.home.join(".cache"))
-        .output()
-        .unwrap();
-    assert!(chown.status.success());
+    let gocache = user.gocache_with(&["00"]);
     let sb = cache_sandbox(&user);
     let daemon = sb.start();
     let mut watch = Command::new(GOGUARDCTL)
@@ -484,15 +377,7 @@ fn a_denial_on_a_drifted_cache_entry_is_fixed_and_linked_to_its_repair() {
         return;
     }
     let user = TestUser::create("d");
-    let gocache = user.home.join(".cache/go-build");
-    std::fs::create_dir_all(gocache.join("ab")).unwrap();
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{0}:{0}", user.name))
-        .arg(user.home.join(".cache"))
-        .output()
-        .unwrap();
-    assert!(chown.status.success());
+    let gocache = user.gocache_with(&["ab"]);
     let sb = Sandbox::new();
     let log = sb.path().join("audit.log");
     std::fs::write(&log, "").unwrap();
@@ -727,17 +612,6 @@ fn relabels_equal_what_setfiles_does_with_the_same_file_contexts() {
     );
 }
 
-fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[test]
 fn roots_are_discovered_again_when_go_env_w_changes_them() {
     use std::time::{Duration, Instant};
@@ -791,15 +665,7 @@ fn a_hard_linked_file_is_reported_and_never_changed() {
         return;
     }
     let user = TestUser::create("h");
-    let gocache = user.home.join(".cache/go-build");
-    std::fs::create_dir_all(gocache.join("ab")).unwrap();
-    let chown = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{0}:{0}", user.name))
-        .arg(user.home.join(".cache"))
-        .output()
-        .unwrap();
-    assert!(chown.status.success());
+    let gocache = user.gocache_with(&["ab"]);
     // A root-owned file outside the root, with a second name inside it; and a plain
     // root-owned entry next to it, which is healed as usual.
     let outside = user.home.join("outside-secret");

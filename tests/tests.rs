@@ -2,9 +2,14 @@
 //! and drives it with the real `goguardctl` (found through
 //! `CARGO_BIN_EXE_*`), on temp sockets and temp state directories.
 
+mod users;
 mod util;
 
 mod audit;
 mod cache;
 mod daemon;
+mod doctor;
+mod hygiene;
+mod packaging;
+mod policy;
 mod systemd_units;

@@ -248,3 +248,16 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
         "{name} is not installed: install the Debian package `{package}` (tests/run-all.sh does)"
     );
 }
+
+/// `s` with the characters that are special in a POSIX extended regex escaped (for
+/// file_contexts lines naming a test directory).
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

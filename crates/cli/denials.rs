@@ -27,6 +27,65 @@ pub struct DenialJson {
     pub last_event_id: String,
     pub fixed_by_repair: Option<i64>,
     pub last_raw: String,
+    /// Why it was denied and what fixes it (from goguardd; absent from older daemons).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<DiagnosisJson>,
+}
+
+/// The JSON shape of a diagnosis (`denials --json`, `explain --json`).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct DiagnosisJson {
+    pub kind: String,
+    pub summary: String,
+    pub explanation: String,
+    pub fixes: Vec<String>,
+    pub auto_fixable: bool,
+    pub policy_source: String,
+}
+
+impl DiagnosisJson {
+    pub fn from_pb(d: &pb::Diagnosis) -> DiagnosisJson {
+        DiagnosisJson {
+            kind: d.kind.clone(),
+            summary: d.summary.clone(),
+            explanation: d.explanation.clone(),
+            fixes: d.fixes.clone(),
+            auto_fixable: d.auto_fixable,
+            policy_source: d.policy_source.clone(),
+        }
+    }
+
+    /// From goguard-diagnose directly (offline commands).
+    pub fn from_diagnosis(d: &goguard_diagnose::Diagnosis, policy_source: &str) -> DiagnosisJson {
+        DiagnosisJson {
+            kind: d.kind.as_str().to_owned(),
+            summary: d.summary.clone(),
+            explanation: d.explanation.clone(),
+            fixes: d.fixes.clone(),
+            auto_fixable: d.auto_fix,
+            policy_source: policy_source.to_owned(),
+        }
+    }
+
+    /// Indented lines: summary, explanation, each fix, the policy used.
+    pub fn render(&self, indent: &str, style: &Style) -> String {
+        let mut out = format!(
+            "{indent}{} {}\n",
+            style.bold(&format!("[{}]", self.kind)),
+            self.summary
+        );
+        out.push_str(&format!("{indent}why: {}\n", self.explanation));
+        for f in &self.fixes {
+            out.push_str(&format!("{indent}fix: {f}\n"));
+        }
+        if self.auto_fixable {
+            out.push_str(&format!(
+                "{indent}goguardd fixes this itself where the heal policy allows\n"
+            ));
+        }
+        out.push_str(&format!("{indent}policy: {}\n", self.policy_source));
+        out
+    }
 }
 
 pub fn status_name(s: i32) -> &'static str {
@@ -70,8 +129,37 @@ impl DenialJson {
             last_event_id: d.last_event_id.clone(),
             fixed_by_repair: (d.fixed_by_repair != 0).then_some(d.fixed_by_repair),
             last_raw: d.last_raw.clone(),
+            diagnosis: d.diagnosis.as_ref().map(DiagnosisJson::from_pb),
         }
     }
+}
+
+/// `denials --explain`: each denial on a line, its diagnosis under it.
+pub fn render_explained(denials: &[pb::Denial], style: &Style) -> String {
+    if denials.is_empty() {
+        return "no denials match\n".to_owned();
+    }
+    let mut out = String::new();
+    for d in denials {
+        out.push_str(&format!(
+            "{} {}× {} {} {} {} ({} → {}) [{}]\n",
+            timefmt::utc(d.last_seen_unix),
+            d.count,
+            style.warn(&d.comm),
+            perms(&d.permissions),
+            d.tclass,
+            d.target,
+            selinux_type(&d.scontext),
+            selinux_type(&d.tcontext),
+            status_name(d.status)
+        ));
+        match &d.diagnosis {
+            Some(diag) => out.push_str(&DiagnosisJson::from_pb(diag).render("    ", style)),
+            None => out.push_str("    (no diagnosis: goguardd is older than goguardctl)\n"),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The SELinux type of a context (`system_u:object_r:cache_home_t:s0` →

@@ -5,14 +5,22 @@
 //! permissions, target and command) with counts and what caused each; `--json`
 //! prints one JSON object per AVC/USER_AVC record. Exit codes: 0 when no
 //! go-related denial was found, 1 when some were, 2 on an error.
+//!
+//! Each denial comes with goguard-diagnose's diagnosis. With `--policy PATH`
+//! the binary policy is read here and handed to libsepol as bytes, so
+//! booleans, constraints and missing rules are told apart (audit2why);
+//! without it the diagnosis says it had no policy. Offline, no root, label or
+//! owner facts are known: those come from the daemon (`denials --explain`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use goguard_audit::{Avc, DenialKey, GoTools};
 
-use crate::denials::selinux_type;
+use goguard_diagnose::{DiagnosisInput, NO_POLICY, Policy, PolicyVerdict};
+
+use crate::denials::{DiagnosisJson, selinux_type};
 use crate::render::{Style, Table};
 use crate::timefmt;
 
@@ -23,6 +31,51 @@ pub struct Explained {
     pub malformed: usize,
     /// (avc, go_related) for every AVC/USER_AVC record, in log order.
     pub avcs: Vec<(Avc, bool)>,
+}
+
+/// A binary policy given with `--policy`.
+pub struct PolicyInUse {
+    pub policy: Policy,
+    pub path: PathBuf,
+}
+
+impl PolicyInUse {
+    pub fn load(path: &Path) -> Result<PolicyInUse, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let policy = Policy::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(PolicyInUse {
+            policy,
+            path: path.to_owned(),
+        })
+    }
+
+    /// What `policy_source` says.
+    pub fn source(&self) -> String {
+        format!("policy {}", self.path.display())
+    }
+}
+
+/// The diagnosis of one AVC from the record alone (plus the policy's verdict).
+pub fn diagnosis_of(avc: &Avc, policy: Option<&PolicyInUse>) -> DiagnosisJson {
+    let verdict = policy.and_then(|p| p.policy.verdict_for(avc));
+    diagnosis_with(avc, verdict.as_ref(), policy)
+}
+
+fn diagnosis_with(
+    avc: &Avc,
+    verdict: Option<&PolicyVerdict>,
+    policy: Option<&PolicyInUse>,
+) -> DiagnosisJson {
+    let d = goguard_diagnose::diagnose(&DiagnosisInput {
+        verdict,
+        ..DiagnosisInput::new(avc)
+    });
+    let source = match policy {
+        Some(p) => p.source(),
+        None => format!("no --policy given; {NO_POLICY}"),
+    };
+    DiagnosisJson::from_diagnosis(&d, &source)
 }
 
 pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -55,12 +108,36 @@ pub fn analyze(bytes: &[u8], tools: &GoTools) -> Explained {
     }
 }
 
-/// One JSON object per AVC record (go-related only unless `all`).
-pub fn render_json(x: &Explained, all: bool) -> String {
+/// One JSON object per AVC record (go-related only unless `all`), each with
+/// a `diagnosis` object.
+pub fn render_json(x: &Explained, all: bool, policy: Option<&PolicyInUse>) -> String {
+    // A verdict flips every boolean: ask once per distinct access.
+    let mut verdicts: HashMap<(String, String, String, String), Option<PolicyVerdict>> =
+        HashMap::new();
     let mut out = String::new();
     for (avc, related) in &x.avcs {
         if *related || all {
-            out.push_str(&serde_json::to_string(&avc.to_json_record(*related)).expect("json"));
+            let verdict = policy.and_then(|p| {
+                verdicts
+                    .entry((
+                        avc.scontext.clone().unwrap_or_default(),
+                        avc.tcontext.clone().unwrap_or_default(),
+                        avc.tclass.clone().unwrap_or_default(),
+                        avc.permissions.join(" "),
+                    ))
+                    .or_insert_with(|| p.policy.verdict_for(avc))
+                    .clone()
+            });
+            let mut record =
+                serde_json::to_value(avc.to_json_record(*related)).expect("json record");
+            if let Some(obj) = record.as_object_mut() {
+                obj.insert(
+                    "diagnosis".into(),
+                    serde_json::to_value(diagnosis_with(avc, verdict.as_ref(), policy))
+                        .expect("json diagnosis"),
+                );
+            }
+            out.push_str(&serde_json::to_string(&record).expect("json"));
             out.push('\n');
         }
     }
@@ -113,7 +190,12 @@ pub fn cause(avc: &Avc) -> String {
     s
 }
 
-pub fn render_text(x: &Explained, all: bool, style: &Style) -> String {
+pub fn render_text(
+    x: &Explained,
+    all: bool,
+    policy: Option<&PolicyInUse>,
+    style: &Style,
+) -> String {
     let mut groups: BTreeMap<DenialKey, Group<'_>> = BTreeMap::new();
     let mut denied = 0;
     for (avc, related) in &x.avcs {
@@ -195,6 +277,8 @@ pub fn render_text(x: &Explained, all: bool, style: &Style) -> String {
         let rendered = t.render(&Style { color: false });
         // Skip the empty header line of the two-column table.
         out.extend(rendered.lines().skip(1).map(|l| format!("{l}\n")));
+        out.push_str("  diagnosis:\n");
+        out.push_str(&diagnosis_of(a, policy).render("    ", style));
         out.push('\n');
     }
     out

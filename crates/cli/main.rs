@@ -11,7 +11,10 @@
 
 mod client;
 mod denials;
+mod doctor;
 mod explain;
+mod hygiene;
+mod policy;
 mod render;
 mod roots;
 mod status;
@@ -73,6 +76,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print each denial's diagnosis (cause, explanation, fixes) under it.
+        #[arg(long)]
+        explain: bool,
     },
     /// List the cache roots goguardd guards (yours, or all for admins).
     Roots {
@@ -131,10 +137,31 @@ enum Command {
         /// compile, link, asm, cgo, vet, cover, buildid, pack, gofmt, gopls, *.test).
         #[arg(long = "tool", value_name = "NAME")]
         tools: Vec<String>,
+        /// A binary policy (policy.33) to ask for booleans, constraints and
+        /// missing rules, as audit2why does; without it, label and owner
+        /// analysis only.
+        #[arg(long, value_name = "PATH")]
+        policy: Option<PathBuf>,
         /// The audit log; `-` reads standard input.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Draft a SELinux policy module (.te) allowing the go-related denials,
+    /// from the daemon's stored denials or an audit log (--input), with the
+    /// label changes that are the better answer. Exit 0: a module; 1:
+    /// nothing to allow; 2: error.
+    Policy(policy::PolicyArgs),
+    /// Trim GOCACHE roots by Go's own rules (entries unused for 5 days) and
+    /// their size caps, now. Exit 0: done or nothing due; 1: a root could not
+    /// be fully trimmed; 2: error or refusal.
+    Trim(hygiene::TrimArgs),
+    /// Module-cache (GOMODCACHE) checks.
+    #[command(subcommand)]
+    Modcache(hygiene::ModcacheCommand),
+    /// Check your Go caches (paths, owners, modes, shared roots, labels, exec in
+    /// GOTMPDIR) and print the command that fixes each problem; no daemon needed.
+    /// Exit 0: healthy; 1: a problem found; 2: error.
+    Doctor(doctor::DoctorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -175,6 +202,7 @@ fn main() -> ExitCode {
             status,
             limit,
             json,
+            explain,
         } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -196,7 +224,9 @@ fn main() -> ExitCode {
                 page_size: 0,
                 page_token: String::new(),
             };
-            run_async(list_denials(cli.socket, request, limit, json, style))
+            run_async(list_denials(
+                cli.socket, request, limit, json, explain, style,
+            ))
         }
         Command::Watch { json } => run_async(watch(cli.socket, json, style)),
         Command::Roots { json } => run_async(list_roots(cli.socket, json, style)),
@@ -208,12 +238,17 @@ fn main() -> ExitCode {
             json,
             path,
         } => run_async(repair(cli.socket, path, kinds, dry_run, json, style)),
+        Command::Trim(args) => run_async(hygiene::trim(cli.socket, args, style)),
+        Command::Modcache(cmd) => run_async(hygiene::modcache(cli.socket, cmd, style)),
+        Command::Doctor(args) => doctor::run(args, cli.socket.as_deref(), &style),
         Command::Explain {
             all,
             json,
             tools,
+            policy,
             file,
-        } => explain_file(&file, all, json, tools, &style),
+        } => explain_file(&file, all, json, tools, policy.as_deref(), &style),
+        Command::Policy(args) => policy::run(args, cli.socket, &style),
     }
 }
 
@@ -222,6 +257,7 @@ fn explain_file(
     all: bool,
     json: bool,
     tools: Vec<String>,
+    policy: Option<&std::path::Path>,
     style: &render::Style,
 ) -> ExitCode {
     let bytes = match explain::read_input(file) {
@@ -244,11 +280,18 @@ fn explain_file(
     } else {
         goguard_audit::GoTools::new(tools)
     };
+    let policy = match policy.map(explain::PolicyInUse::load).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("goguardctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let x = explain::analyze(&bytes, &tools);
     let text = if json {
-        explain::render_json(&x, all)
+        explain::render_json(&x, all, policy.as_ref())
     } else {
-        explain::render_text(&x, all, style)
+        explain::render_text(&x, all, policy.as_ref(), style)
     };
     if std::io::stdout().write_all(text.as_bytes()).is_err() {
         return ExitCode::from(2);
@@ -265,6 +308,7 @@ async fn list_denials(
     mut request: goguard_proto::v1::ListDenialsRequest,
     limit: usize,
     json: bool,
+    explain: bool,
     style: render::Style,
 ) -> ExitCode {
     let (mut client, _) = match client::connect(socket.as_deref()).await {
@@ -295,6 +339,8 @@ async fn list_denials(
     let text = if json {
         let rows: Vec<denials::DenialJson> = all.iter().map(denials::DenialJson::from_pb).collect();
         serde_json::to_string_pretty(&rows).expect("denials serialize") + "\n"
+    } else if explain {
+        denials::render_explained(&all, &style)
     } else {
         denials::render_table(&all, &style)
     };

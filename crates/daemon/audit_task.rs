@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use goguard_audit::{AssemblerConfig, AuditEvent, Avc, EventAssembler, GoTools, Retention};
 use goguard_proto::v1 as pb;
-use goguard_store::{AuditCursor, DenialKey, DenialObservation, Store};
+use goguard_store::{AuditCursor, DenialKey, DenialObservation, DenialRow, Store};
 use goguard_tail::{Batch, Cursor, Follower, LogWatch, Start};
 use tokio::sync::{broadcast, watch};
 
@@ -83,6 +83,8 @@ pub async fn run(
         state: state.clone(),
         events,
         denied_targets: Vec::new(),
+        resolver: crate::resolve::InodeResolver::default(),
+        announcements: Vec::new(),
     };
     state.components.set(
         AUDIT,
@@ -96,6 +98,10 @@ pub async fn run(
         }
         let full = match pass.step(&mut batch) {
             Ok(full) => {
+                // Announced before healing, so the diagnosis shows the
+                // target as the process found it.
+                let seen = std::mem::take(&mut pass.announcements);
+                announce(&state, &pass.events, seen).await;
                 let denied = std::mem::take(&mut pass.denied_targets);
                 crate::healing::heal_denied_targets(&state, denied).await;
                 full
@@ -137,6 +143,10 @@ struct Pass {
     events: broadcast::Sender<pb::Event>,
     /// Stored denials with a full target path, for the healer.
     denied_targets: Vec<(i64, PathBuf)>,
+    /// Finds the path of targets named only by inode (`name=`, `ino=`).
+    resolver: crate::resolve::InodeResolver,
+    /// Stored denials to announce on the event stream: (seen at, row, first time).
+    announcements: Vec<(f64, DenialRow, bool)>,
 }
 
 impl Pass {
@@ -244,12 +254,26 @@ impl Pass {
                 .records()
                 .map(|r| String::from_utf8_lossy(r.raw).into_owned())
                 .collect();
-            for avc in event.avcs() {
+            for mut avc in event.avcs() {
                 m.avc_records.inc();
                 if !avc.is_denied() {
                     continue;
                 }
                 let roots = self.root_paths();
+                // Before relevance and dedup: a target found inside a root
+                // makes the denial go-related and is stored by its path. The
+                // walk is blocking (bounded, cached): the runtime moves its
+                // other tasks off this worker meanwhile.
+                let found = if crate::resolve::unresolved(&avc).is_some() && !roots.is_empty() {
+                    let resolver = &mut self.resolver;
+                    let by_command = self.tools.is_go_related(&avc, &[] as &[PathBuf]);
+                    tokio::task::block_in_place(|| resolver.resolve(&avc, &roots, by_command))
+                } else {
+                    None
+                };
+                if let Some(path) = found {
+                    avc.path = Some(path);
+                }
                 if !self.tools.is_go_related(&avc, &roots) {
                     continue;
                 }
@@ -348,20 +372,42 @@ impl Pass {
             return Ok(());
         }
         for (r, (o, _avc)) in recorded.iter().zip(&observations) {
-            let row = store.get_denial(r.id).ok().flatten();
-            let denial = match row {
-                Some(row) => crate::service::denial_to_pb(&row),
-                None => continue,
-            };
-            let _ = self.events.send(pb::Event {
-                at_unix: o.seen_at,
-                payload: Some(pb::event::Payload::Denial(pb::DenialSeen {
-                    denial: Some(denial),
-                    first_time: r.is_new,
-                })),
-            });
+            if let Some(row) = store.get_denial(r.id).ok().flatten() {
+                self.announcements.push((o.seen_at, row, r.is_new));
+            }
         }
         Ok(())
+    }
+}
+
+/// Sends stored denials on the event stream, each with its diagnosis.
+async fn announce(
+    state: &Arc<DaemonState>,
+    events: &broadcast::Sender<pb::Event>,
+    seen: Vec<(f64, DenialRow, bool)>,
+) {
+    if seen.is_empty() {
+        return;
+    }
+    let (meta, rows): (Vec<(f64, bool)>, Vec<DenialRow>) = seen
+        .into_iter()
+        .map(|(at, row, new)| ((at, new), row))
+        .unzip();
+    let denials = match crate::diagnosis::with_diagnoses(state, rows.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "audit: diagnosing denials failed; announced without");
+            rows.iter().map(crate::service::denial_to_pb).collect()
+        }
+    };
+    for ((at_unix, first_time), denial) in meta.into_iter().zip(denials) {
+        let _ = events.send(pb::Event {
+            at_unix,
+            payload: Some(pb::event::Payload::Denial(pb::DenialSeen {
+                denial: Some(denial),
+                first_time,
+            })),
+        });
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Config {
     pub selinux: SelinuxConfig,
     pub scan: ScanConfig,
     pub heal: HealConfig,
+    pub hygiene: HygieneConfig,
     /// `[[root]]`: caches the admin declares (shared, CI, custom).
     pub root: Vec<goguard_policy::RootDecl>,
 }
@@ -54,6 +55,9 @@ impl Default for DiscoveryConfig {
 pub struct SelinuxConfig {
     /// A file_contexts file; empty = the installed policy's, when there is one.
     pub file_contexts: OptionalAbsPath,
+    /// A binary policy (`policy.33`) for denial diagnoses; empty = the loaded
+    /// one (`/sys/fs/selinux/policy`) when there is one.
+    pub policy: OptionalAbsPath,
 }
 
 /// `[heal]`: self-healing as a whole.
@@ -68,6 +72,31 @@ pub struct HealConfig {
 impl Default for HealConfig {
     fn default() -> Self {
         HealConfig { auto: true }
+    }
+}
+
+/// `[hygiene]`: Go cache hygiene on a schedule (trims and module-cache verification).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HygieneConfig {
+    /// Seconds between trim checks of every GOCACHE root; 0 = no scheduled trims. Go's own
+    /// rule (`trim.txt`: at most once a day) decides whether a trim is due, so go and
+    /// goguardd never trim the same cache twice in a day.
+    pub trim_interval_secs: Bounded<0, 604_800>,
+    /// Size cap for GOCACHE roots that declare no `max_size` of their own; unset = none.
+    pub gocache_max_size: Option<goguard_policy::config::ByteSize>,
+    /// Seconds between verifications of every GOMODCACHE root; 0 = never. The first one
+    /// comes one interval after the last recorded one (or after start).
+    pub verify_interval_secs: Bounded<0, 31_536_000>,
+}
+
+impl Default for HygieneConfig {
+    fn default() -> Self {
+        HygieneConfig {
+            trim_interval_secs: Bounded(3600),
+            gocache_max_size: None,
+            verify_interval_secs: Bounded(604_800),
+        }
     }
 }
 
@@ -558,6 +587,52 @@ drain_timeout_secs = 3
             assert_eq!(e.line_col, Some(pos), "{text:?} gave {e}");
             assert!(e.message.contains(needle), "{text:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn selinux_policy_is_an_absolute_path() {
+        let c = parse(
+            Path::new("x.toml"),
+            "[selinux]\npolicy = \"/etc/selinux/targeted/policy/policy.33\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.selinux.policy.0,
+            Some(PathBuf::from("/etc/selinux/targeted/policy/policy.33"))
+        );
+        assert_eq!(Config::default().selinux.policy.0, None);
+        let e = err("[selinux]\npolicy = \"policy.33\"\n");
+        assert_eq!(e.line_col, Some((2, 10)), "{e}");
+        assert!(e.message.contains("not an absolute path"), "{e}");
+        let e = err("[selinux]\n  polcy = \"/p\"\n");
+        assert_eq!(e.line_col, Some((2, 3)), "{e}");
+    }
+
+    #[test]
+    fn hygiene_schedules_and_size_cap() {
+        let d = Config::default().hygiene;
+        assert_eq!(
+            (
+                d.trim_interval_secs.0,
+                d.gocache_max_size,
+                d.verify_interval_secs.0
+            ),
+            (3600, None, 604_800)
+        );
+        let c = parse(
+            Path::new("x.toml"),
+            "[hygiene]\ntrim_interval_secs = 0\ngocache_max_size = \"20GiB\"\n\
+             verify_interval_secs = 86400\n",
+        )
+        .unwrap();
+        assert_eq!(c.hygiene.trim_interval_secs.0, 0);
+        assert_eq!(c.hygiene.gocache_max_size.map(|s| s.0), Some(20 << 30));
+        assert_eq!(c.hygiene.verify_interval_secs.0, 86400);
+        let e = err("[hygiene]\ngocache_max_size = \"20 parsecs\"\n");
+        assert_eq!(e.line_col, Some((2, 20)), "{e}");
+        assert!(e.message.contains("unknown size unit"), "{e}");
+        let e = err("[hygiene]\ntrim_interval_secs = -5\n");
+        assert_eq!(e.line_col.map(|p| p.0), Some(2), "{e}");
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct DaemonState {
     pub roots_generation: tokio::sync::watch::Sender<u64>,
     /// Stops self-healing from fighting over a path that keeps drifting back.
     pub loop_guard: Mutex<goguard_policy::LoopGuard>,
+    /// Corrupt or incomplete modules found by the latest verification of each root.
+    pub modules_bad: Mutex<std::collections::HashMap<String, u64>>,
+    /// The binary policy denial diagnoses consult, replaced on reload.
+    pub diagnoser: RwLock<Arc<crate::diagnosis::Diagnoser>>,
 }
 
 impl DaemonState {

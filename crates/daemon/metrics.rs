@@ -202,6 +202,54 @@ impl WatchMetrics {
     }
 }
 
+/// Cache hygiene: trims and module-cache verifications.
+#[derive(Default)]
+pub struct HygieneMetrics {
+    pub trims: Counter,
+    pub trim_entries_removed: Counter,
+    pub trim_bytes_freed: Counter,
+    pub verifications: Counter,
+    pub modules_verified: Counter,
+    /// Corrupt or incomplete modules found by the latest verification of each root, summed.
+    pub modules_bad: Gauge,
+}
+
+impl HygieneMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "goguard_trims",
+            "GOCACHE trims that ran (Go's rules or the size cap)",
+            self.trims.clone(),
+        );
+        r.register(
+            "goguard_trim_entries_removed",
+            "GOCACHE entries removed by trims",
+            self.trim_entries_removed.clone(),
+        );
+        r.register_with_unit(
+            "goguard_trim_freed",
+            "Bytes freed by GOCACHE trims",
+            Unit::Bytes,
+            self.trim_bytes_freed.clone(),
+        );
+        r.register(
+            "goguard_modcache_verifications",
+            "Module-cache verifications that ran",
+            self.verifications.clone(),
+        );
+        r.register(
+            "goguard_modules_verified",
+            "Module versions hashed and checked against their .ziphash",
+            self.modules_verified.clone(),
+        );
+        r.register(
+            "goguard_modules_bad",
+            "Corrupt or incomplete module versions found by the latest verification of each root",
+            self.modules_bad.clone(),
+        );
+    }
+}
+
 /// Every metric goguardd exports, with the registry that encodes them.
 pub struct Metrics {
     pub registry: Registry,
@@ -213,6 +261,7 @@ pub struct Metrics {
     pub scrapes: Counter,
     pub audit: AuditMetrics,
     pub watch: WatchMetrics,
+    pub hygiene: HygieneMetrics,
 }
 
 impl Metrics {
@@ -265,6 +314,8 @@ impl Metrics {
         audit.register(&mut registry);
         let watch = WatchMetrics::default();
         watch.register(&mut registry);
+        let hygiene = HygieneMetrics::default();
+        hygiene.register(&mut registry);
 
         Metrics {
             registry,
@@ -275,6 +326,7 @@ impl Metrics {
             scrapes,
             audit,
             watch,
+            hygiene,
         }
     }
 

@@ -133,6 +133,10 @@ pub async fn run(
         socket_path.clone()
     };
 
+    let diagnoser = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || crate::diagnosis::Diagnoser::load(&config)).await?
+    };
     let state = Arc::new(DaemonState {
         started,
         started_unix,
@@ -152,6 +156,8 @@ pub async fn run(
         caches: RwLock::new(crate::roots::CacheState::default()),
         roots_generation: tokio::sync::watch::channel(0).0,
         loop_guard: Mutex::new(restored_loop_guard(&store, started)),
+        modules_bad: Mutex::new(Default::default()),
+        diagnoser: RwLock::new(Arc::new(diagnoser)),
     });
     state.components.set(
         STORE,
@@ -175,6 +181,8 @@ pub async fn run(
         .components
         .set(crate::daemon_state::WATCHER, ComponentState::Starting, "");
     let mut watcher = tokio::spawn(crate::watch_task::run(state.clone(), stop_rx.clone()));
+    // Trims and module-cache verifications on the [hygiene] schedules; ends on stop.
+    tokio::spawn(crate::hygiene_task::run(state.clone(), stop_rx.clone()));
     let audit_config = state.config().audit.clone();
     let mut audit = if audit_config.enabled_in(opts.mode) {
         state.components.set(
@@ -518,6 +526,11 @@ async fn reload(
                 Authorizer::new(&new.daemon.admin_group.0);
         }
         log.set_level(&new.daemon.log_level.0);
+        let diagnoser = {
+            let new = new.clone();
+            tokio::task::spawn_blocking(move || crate::diagnosis::Diagnoser::load(&new)).await?
+        };
+        *state.diagnoser.write().expect("diagnoser lock") = Arc::new(diagnoser);
         *state.source.write().expect("source lock") = source;
         *state.config.write().expect("config lock") = Arc::new(new);
         anyhow::Ok(())

@@ -27,6 +27,43 @@ pub struct GoGuardService {
 }
 
 impl GoGuardService {
+    /// The roots of `kind` a trim or verification request covers: `root` (which must be a
+    /// guarded root of that kind the caller may use), or every such root the caller may use.
+    fn hygiene_roots(
+        &self,
+        caller: &authz::Caller,
+        root: &str,
+        kind: goguard_policy::RootKind,
+    ) -> Result<Vec<goguard_policy::CacheRoot>, Status> {
+        let allowed = |r: &goguard_policy::CacheRoot| {
+            caller.role == Role::Admin || roots::owned_by(r, caller.uid)
+        };
+        if root.is_empty() {
+            return Ok(crate::hygiene_task::roots_of(&self.state, kind, None)
+                .into_iter()
+                .filter(|r| allowed(r))
+                .collect());
+        }
+        let path = roots::normalize_request_path(root).map_err(Status::invalid_argument)?;
+        let all = crate::hygiene_task::roots_of(&self.state, kind, Some(&path));
+        let Some(r) = all.into_iter().next() else {
+            return Err(Status::not_found(format!(
+                "{} is not a {} root goguardd guards (or it does not exist yet); see `goguardctl roots`",
+                path.display(),
+                kind.as_str()
+            )));
+        };
+        if !allowed(&r) {
+            return Err(Status::permission_denied(format!(
+                "{} ({}) is not owned by uid {}; only its owner or an admin may do this",
+                r.path.display(),
+                roots::origin(&r),
+                caller.uid
+            )));
+        }
+        Ok(vec![r])
+    }
+
     /// Runs one handler, recording its outcome in metrics and logs.
     async fn observe<T>(
         &self,
@@ -80,8 +117,11 @@ impl GoGuard for GoGuardService {
             .await
             .map_err(|e| Status::internal(format!("store task failed: {e}")))?
             .map_err(store_status)?;
+            let denials = crate::diagnosis::with_diagnoses(&self.state, result.items)
+                .await
+                .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
             Ok(Response::new(pb::ListDenialsResponse {
-                denials: result.items.iter().map(denial_to_pb).collect(),
+                denials,
                 next_page_token: result.next_page_token.unwrap_or_default(),
             }))
         })
@@ -212,6 +252,55 @@ impl GoGuard for GoGuardService {
                         .collect(),
                     None => Vec::new(),
                 },
+            }))
+        })
+        .await
+    }
+
+    async fn trim(
+        &self,
+        request: Request<pb::TrimRequest>,
+    ) -> Result<Response<pb::TrimResponse>, Status> {
+        self.observe("Trim", async {
+            let caller = authz::caller(&request)?;
+            let r = request.into_inner();
+            let roots = self.hygiene_roots(&caller, &r.root, goguard_policy::RootKind::GoCache)?;
+            let results = crate::hygiene_task::trim_roots(
+                &self.state,
+                roots,
+                r.dry_run,
+                r.force,
+                crate::hygiene_task::Cause::Request(caller.uid),
+            )
+            .await;
+            Ok(Response::new(pb::TrimResponse {
+                results,
+                dry_run: r.dry_run,
+            }))
+        })
+        .await
+    }
+
+    async fn verify_modules(
+        &self,
+        request: Request<pb::VerifyModulesRequest>,
+    ) -> Result<Response<pb::VerifyModulesResponse>, Status> {
+        self.observe("VerifyModules", async {
+            let caller = authz::caller(&request)?;
+            let r = request.into_inner();
+            let roots =
+                self.hygiene_roots(&caller, &r.root, goguard_policy::RootKind::GoModCache)?;
+            let v = crate::hygiene_task::verify_roots(
+                &self.state,
+                roots,
+                Some(r.gosum),
+                crate::hygiene_task::Cause::Request(caller.uid),
+            )
+            .await
+            .map_err(Status::invalid_argument)?;
+            Ok(Response::new(pb::VerifyModulesResponse {
+                problems: v.problems,
+                results: v.results,
             }))
         })
         .await
@@ -425,6 +514,8 @@ pub fn denial_to_pb(row: &DenialRow) -> pb::Denial {
         last_event_id: row.last_event_id.clone(),
         last_raw: row.last_raw.clone(),
         fixed_by_repair: row.fixed_by_repair.unwrap_or(0),
+        // Attached by `diagnosis::with_diagnoses` where it is wanted.
+        diagnosis: None,
     }
 }
 

@@ -38,8 +38,8 @@
 
 mod denials;
 pub mod error;
-mod journal;
 mod hygiene;
+mod journal;
 mod page_token;
 mod quarantine;
 mod schema;
@@ -47,9 +47,9 @@ mod store;
 mod types;
 
 pub use error::{Result, StoreError};
-pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use hygiene::{HygieneKind, HygieneRun};
 pub use quarantine::Quarantine;
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
     AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry, JournalRow,
