@@ -250,8 +250,18 @@ fn main() {
     eprintln!("{entries} entries under {}", home.display());
     let ops = parse_ops(ACL_SPEC, false, &|_: NameKind, _: &str| None).unwrap();
 
-    // (peer, goguard pass, peer median, goguard 1 thread, goguard `threads` threads)
-    let mut rows: Vec<(&str, &str, Duration, Duration, Duration)> = Vec::new();
+    // (peer, goguard pass, peer median, peer with `-T threads` when it has threads,
+    // goguard 1 thread, goguard `threads` threads)
+    type Row<'a> = (
+        &'a str,
+        &'a str,
+        Duration,
+        Option<Duration>,
+        Duration,
+        Duration,
+    );
+    let mut rows: Vec<Row> = Vec::new();
+    let nthreads = threads.to_string();
     let timed = |f: &mut dyn FnMut() -> u64| {
         let t = Instant::now();
         let n = f();
@@ -261,16 +271,18 @@ fn main() {
     // 1. check-only scan (labels all wrong, so both report every entry).
     set_all_labels(&home, WRONG);
     let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
+    let mut peer_par = Vec::new();
     for _ in 0..args.runs {
-        peer.push(time_cmd(
-            Command::new("setfiles")
-                .arg("-n")
-                .arg("-r")
-                .arg(&tree)
-                .arg("-F")
-                .arg(&fc_path)
-                .arg(&home),
-        ));
+        for (t, out) in [("1", &mut peer), (nthreads.as_str(), &mut peer_par)] {
+            out.push(time_cmd(
+                Command::new("setfiles")
+                    .args(["-T", t, "-n", "-r"])
+                    .arg(&tree)
+                    .arg("-F")
+                    .arg(&fc_path)
+                    .arg(&home),
+            ));
+        }
         for (n, out) in [(1, &mut one), (threads, &mut par)] {
             let (d, bad) = timed(&mut || label_pass(&fc_path, &home, false, n).1);
             assert!(bad > 0);
@@ -281,22 +293,26 @@ fn main() {
         "setfiles -n -F",
         "check-only scan",
         median(peer),
+        Some(median(peer_par)),
         median(one),
         median(par),
     ));
 
     // 2. relabel from wrong labels.
     let (mut peer, mut one, mut par) = (Vec::new(), Vec::new(), Vec::new());
+    let mut peer_par = Vec::new();
     for _ in 0..args.runs {
-        set_all_labels(&home, WRONG);
-        peer.push(time_cmd(
-            Command::new("setfiles")
-                .arg("-r")
-                .arg(&tree)
-                .arg("-F")
-                .arg(&fc_path)
-                .arg(&home),
-        ));
+        for (t, out) in [("1", &mut peer), (nthreads.as_str(), &mut peer_par)] {
+            set_all_labels(&home, WRONG);
+            out.push(time_cmd(
+                Command::new("setfiles")
+                    .args(["-T", t, "-r"])
+                    .arg(&tree)
+                    .arg("-F")
+                    .arg(&fc_path)
+                    .arg(&home),
+            ));
+        }
         for (n, out) in [(1, &mut one), (threads, &mut par)] {
             set_all_labels(&home, WRONG);
             let (d, changed) = timed(&mut || label_pass(&fc_path, &home, true, n).2);
@@ -308,6 +324,7 @@ fn main() {
         "setfiles -F",
         "relabel",
         median(peer),
+        Some(median(peer_par)),
         median(one),
         median(par),
     ));
@@ -332,6 +349,7 @@ fn main() {
         "setfacl -R -m",
         "ACL apply",
         median(peer),
+        None,
         median(one),
         median(par),
     ));
@@ -352,22 +370,32 @@ fn main() {
             out.push(d);
         }
     }
-    rows.push(("chown -R", "chown", median(peer), median(one), median(par)));
+    rows.push((
+        "chown -R",
+        "chown",
+        median(peer),
+        None,
+        median(one),
+        median(par),
+    ));
 
     println!(
-        "\n{entries} entries on tmpfs, median of {} runs; goguard with 1 and {threads} threads\n",
+        "\n{entries} entries on tmpfs, median of {} runs; 1 thread each, then {threads} threads \
+         each (setfiles -T {threads}; setfacl and chown have no threads: their 1-thread time)\n",
         args.runs
     );
     println!(
-        "| peer | peer s | goguard-fs | 1 thread s | speed-up | {threads} threads s | speed-up |"
+        "| peer | peer 1 thread s | goguard-fs | goguard 1 thread s | speed-up | \
+         peer {threads} threads s | goguard {threads} threads s | speed-up |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|");
-    for (p, o, tp, t1, tn) in &rows {
+    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    for (p, o, tp, tpn, t1, tn) in &rows {
         let (tp, t1, tn) = (tp.as_secs_f64(), t1.as_secs_f64(), tn.as_secs_f64());
+        let tpn = tpn.map_or(tp, |d| d.as_secs_f64());
         println!(
-            "| `{p}` | {tp:.3} | {o} | {t1:.3} | {:.2}x | {tn:.3} | {:.2}x |",
+            "| `{p}` | {tp:.3} | {o} | {t1:.3} | {:.2}x | {tpn:.3} | {tn:.3} | {:.2}x |",
             tp / t1,
-            tp / tn
+            tpn / tn
         );
     }
     if !args.keep {
