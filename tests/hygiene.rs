@@ -85,6 +85,18 @@ fn hygiene_sandbox(user: &TestUser, extra: &str) -> Sandbox {
     sb
 }
 
+/// Asserts `out` exited with `code` (showing its output if not) and parses its JSON.
+fn json_with_code(out: &Output, code: i32) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+    json(out)
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
@@ -159,14 +171,7 @@ fn a_trim_removes_what_go_would_and_builds_still_reuse_what_was_kept() {
 
     // The user trims their own cache, without sudo.
     let trim = user.ctl_as(&sb.socket(), &["trim", "--force", "--json"]);
-    assert_eq!(
-        trim.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&trim),
-        stderr(&trim)
-    );
-    let j = json(&trim);
+    let j = json_with_code(&trim, 0);
     assert_eq!(j["results"][0]["ran"], true, "{j}");
     assert!(j["results"][0]["bytes_freed"].as_u64().unwrap() > 0, "{j}");
     assert_eq!(
@@ -252,14 +257,7 @@ fn a_size_cap_evicts_least_recently_used_entries_whole() {
     let sb = hygiene_sandbox(&user, &format!("gocache_max_size = {cap}\n"));
     let _daemon = sb.start();
     let trim = ctl(&sb.socket(), &["trim", "--json"]);
-    assert_eq!(
-        trim.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&trim),
-        stderr(&trim)
-    );
-    let j = json(&trim);
+    let j = json_with_code(&trim, 0);
     let r = &j["results"][0];
     assert!(r["evicted_for_size"].as_u64().unwrap() > 0, "{j}");
     assert!(r["bytes_after"].as_u64().unwrap() <= cap, "{j}");
@@ -380,14 +378,7 @@ fn modcache_verify_agrees_with_go_mod_verify_and_checks_go_sum() {
     let go_ok = go_as(&user, &app, &proxy, &["mod", "verify"]);
     assert!(go_ok.status.success(), "{}", stderr(&go_ok));
     let ours = user.ctl_as(&sb.socket(), &["modcache", "verify", "--json"]);
-    assert_eq!(
-        ours.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&ours),
-        stderr(&ours)
-    );
-    let j = json(&ours);
+    let j = json_with_code(&ours, 0);
     assert_eq!(j["intact"], true, "{j}");
     assert_eq!(j["roots"][0]["root"], modcache.display().to_string(), "{j}");
     assert!(

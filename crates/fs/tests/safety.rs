@@ -22,6 +22,23 @@ fn names(_: NameKind, _: &str) -> Option<u32> {
     None
 }
 
+/// A visitor that records the entries and mount points a walk reports, by relative path.
+#[derive(Default)]
+struct Seen {
+    entries: Vec<String>,
+    mounts: Vec<String>,
+}
+
+impl Visitor for Seen {
+    fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
+        self.entries.push(e.rel.to_string_lossy().into_owned());
+        Control::Continue
+    }
+    fn mount_point(&mut self, e: &WalkEntry<'_>) {
+        self.mounts.push(e.rel.to_string_lossy().into_owned());
+    }
+}
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     root: std::path::PathBuf,
@@ -244,20 +261,6 @@ fn mounts_inside_the_root_are_not_crossed() {
         ));
     }
 
-    #[derive(Default)]
-    struct Seen {
-        entries: Vec<String>,
-        mounts: Vec<String>,
-    }
-    impl Visitor for Seen {
-        fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
-            self.entries.push(e.rel.to_string_lossy().into_owned());
-            Control::Continue
-        }
-        fn mount_point(&mut self, e: &WalkEntry<'_>) {
-            self.mounts.push(e.rel.to_string_lossy().into_owned());
-        }
-    }
     let mut seen = Seen::default();
     let stats = walk(&root, &WalkOptions::default(), &mut seen);
     let mut expect_mounts = Vec::new();
@@ -300,20 +303,6 @@ fn a_parallel_walk_visits_exactly_what_the_walk_visits() {
     let tmpfs = TmpfsMount::new(&f.root.join("0a/mnt"));
     if tmpfs.is_some() {
         std::fs::write(f.root.join("0a/mnt/inside"), b"i").unwrap();
-    }
-    #[derive(Default)]
-    struct Seen {
-        entries: Vec<String>,
-        mounts: Vec<String>,
-    }
-    impl Visitor for Seen {
-        fn entry(&mut self, e: &WalkEntry<'_>) -> Control {
-            self.entries.push(e.rel.to_string_lossy().into_owned());
-            Control::Continue
-        }
-        fn mount_point(&mut self, e: &WalkEntry<'_>) {
-            self.mounts.push(e.rel.to_string_lossy().into_owned());
-        }
     }
     let root = RootDir::open(&f.root).unwrap();
     let opts = WalkOptions {
