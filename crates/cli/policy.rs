@@ -284,7 +284,8 @@ async fn draft_from_daemon(
 /// The daemon's roots with the type file_contexts gives them on this host (when a
 /// policy is installed), for label advice.
 fn root_labels(roots: &[pb::CacheRoot]) -> Vec<CacheRootLabel> {
-    let fc = installed_file_contexts().and_then(|p| goguard_fs::FileContexts::open(&p).ok());
+    let fc =
+        goguard_fs::installed_file_contexts().and_then(|p| goguard_fs::FileContexts::open(&p).ok());
     roots
         .iter()
         .map(|r| {
@@ -300,18 +301,6 @@ fn root_labels(roots: &[pb::CacheRoot]) -> Vec<CacheRootLabel> {
             }
         })
         .collect()
-}
-
-/// `/etc/selinux/TYPE/contexts/files/file_contexts` of the installed policy.
-fn installed_file_contexts() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/etc/selinux/config").ok()?;
-    let kind = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SELINUXTYPE="))?
-        .trim()
-        .to_owned();
-    let p = PathBuf::from(format!("/etc/selinux/{kind}/contexts/files/file_contexts"));
-    p.is_file().then_some(p)
 }
 
 #[cfg(test)]

@@ -177,14 +177,7 @@ pub fn file_contexts_path(config: &Config) -> Option<PathBuf> {
     if let Some(p) = &config.selinux.file_contexts.0 {
         return Some(p.clone());
     }
-    let text = std::fs::read_to_string("/etc/selinux/config").ok()?;
-    let kind = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SELINUXTYPE="))?
-        .trim()
-        .to_owned();
-    let p = PathBuf::from(format!("/etc/selinux/{kind}/contexts/files/file_contexts"));
-    p.is_file().then_some(p)
+    goguard_fs::installed_file_contexts()
 }
 
 pub fn unix_now() -> f64 {

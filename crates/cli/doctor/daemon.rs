@@ -132,16 +132,6 @@ fn severity(s: &str) -> Severity {
     }
 }
 
-fn status_name(s: i32) -> &'static str {
-    match pb::DenialStatus::try_from(s) {
-        Ok(pb::DenialStatus::New) => "new",
-        Ok(pb::DenialStatus::Fixed) => "fixed",
-        Ok(pb::DenialStatus::Acknowledged) => "acknowledged",
-        Ok(pb::DenialStatus::Ignored) => "ignored",
-        _ => "unknown",
-    }
-}
-
 /// The `daemon` check from what the daemon said. `local_roots` are the caller's cache
 /// directories as the doctor computed them (to say which ones the daemon does not guard).
 pub fn check(facts: &DaemonFacts, local_roots: &[PathBuf]) -> Check {
@@ -211,7 +201,7 @@ pub fn check(facts: &DaemonFacts, local_roots: &[PathBuf]) -> Check {
             .push("goguardd has seen no SELinux denials on your caches".to_owned()),
         Ok(ds) => {
             for d in ds {
-                let status = status_name(d.status);
+                let status = crate::denials::status_name(d.status);
                 let message = format!(
                     "SELinux denied {{ {} }} to {} ({}) on {} ({}, tcontext {}), {} time{}; {status}",
                     d.permissions.join(" "),

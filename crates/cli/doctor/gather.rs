@@ -319,20 +319,9 @@ pub fn label_setup(explicit: Option<&Path>) -> Result<(LabelSetup, Option<FileCo
         ));
     }
     let skipped = |why: &str| Ok((LabelSetup::Skipped(why.to_owned()), None));
-    let policy = std::fs::read_to_string("/etc/selinux/config")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.trim().strip_prefix("SELINUXTYPE="))
-                .map(|k| k.trim().to_owned())
-        });
-    let Some(kind) = policy else {
+    let Some(path) = goguard_fs::installed_file_contexts() else {
         return skipped("label check skipped: no file_contexts (SELinux policy not installed)");
     };
-    let path = PathBuf::from(format!("/etc/selinux/{kind}/contexts/files/file_contexts"));
-    if !path.is_file() {
-        return skipped("label check skipped: no file_contexts (SELinux policy not installed)");
-    }
     if !Path::new("/sys/fs/selinux/enforce").exists() {
         return skipped(
             "label check skipped: SELinux is not enabled in the kernel (name a file with \

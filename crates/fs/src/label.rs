@@ -240,6 +240,20 @@ pub fn relabel_decision(
     Some(out)
 }
 
+/// The installed policy's file_contexts: `/etc/selinux/TYPE/contexts/files/file_contexts`
+/// for `SELINUXTYPE=` in `/etc/selinux/config`, when that file exists. Reads only those two
+/// paths.
+pub fn installed_file_contexts() -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/etc/selinux/config").ok()?;
+    let kind = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SELINUXTYPE="))?
+        .trim()
+        .to_owned();
+    let p = std::path::PathBuf::from(format!("/etc/selinux/{kind}/contexts/files/file_contexts"));
+    p.is_file().then_some(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
