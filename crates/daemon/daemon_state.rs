@@ -97,6 +97,8 @@ pub struct DaemonState {
     pub reload: Mutex<ReloadHistory>,
     /// The SQLite store; calls lock it briefly (SQLite work is short).
     pub store: Arc<Mutex<goguard_store::Store>>,
+    /// Writes self-healing's journal rows off the healing path, in order.
+    pub journal: crate::journal_writer::JournalWriter,
     /// Live events for WatchEvents subscribers; bounded, slow readers lose
     /// the oldest and are told how many.
     pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,

@@ -235,6 +235,9 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
     }
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || {
+        // The watcher's repairs of a moment ago are in the journal before
+        // a denial is linked to one of them.
+        st.journal.flush();
         let contexts = open_contexts(fc.as_deref());
         let mut fixed = 0;
         for (id, root, rel) in targets {

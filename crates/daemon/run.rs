@@ -152,6 +152,7 @@ pub async fn run(
         components,
         reload: Mutex::new(ReloadHistory::default()),
         store: store.clone(),
+        journal: crate::journal_writer::JournalWriter::start(store.clone())?,
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),
         roots_generation: tokio::sync::watch::channel(0).0,
@@ -325,6 +326,13 @@ pub async fn run(
     if let Some(audit) = audit {
         let _ = tokio::time::timeout(Duration::from_secs(5), audit).await;
     }
+    // The watcher announces what its workers are still healing, then the
+    // journal writer writes every row handed to it.
+    if !watcher.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut watcher).await;
+    }
+    let st = state.clone();
+    let _ = tokio::task::spawn_blocking(move || st.journal.flush()).await;
     metrics_task.stop();
     socket.remove_if_ours();
     outcome

@@ -8,141 +8,226 @@
 //! never with silence. A path that keeps drifting back is quarantined by the
 //! loop guard and alerted on instead of fought over.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use goguard_policy::guard::{GuardState, RecordOutcome};
+use goguard_policy::CacheRoot;
 use goguard_proto::v1 as pb;
 use goguard_watch::{Notice, WatchConfig, Watcher};
 use tokio::sync::watch;
 
 use crate::daemon_state::{ComponentState, DaemonState, WATCHER};
+use crate::heal_pool::{ChunkDone, HealItem, HealPool, LabelSource};
 use crate::roots;
 
-/// Notices healed together at most (a `go build` burst).
+/// Paths handed to the workers at most at once (a `go build` burst).
 const BATCH: usize = 4096;
+/// How often the watch count is refreshed in the metrics during a burst.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut watcher = Watcher::new(WatchConfig::default())?;
-    let mut generation = state.roots_generation.subscribe();
-    // Root ids are stable per path across rediscoveries.
-    let mut ids: HashMap<PathBuf, u32> = HashMap::new();
-    let mut by_id: HashMap<u32, PathBuf> = HashMap::new();
-    // Adding watches walks the roots with blocking system calls (about 2 s
-    // for 100k directories): keep that off the async workers' queue.
-    tokio::task::block_in_place(|| sync_roots(&state, &mut watcher, &mut ids, &mut by_id));
-    loop {
-        let first = tokio::select! {
-            n = watcher.next() => n,
-            _ = generation.changed() => {
-                tokio::task::block_in_place(|| {
-                    sync_roots(&state, &mut watcher, &mut ids, &mut by_id)
-                });
-                continue;
-            }
-            _ = stop.changed() => return Ok(()),
-        };
-        let received = Instant::now();
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match tokio::time::timeout(Duration::ZERO, watcher.next()).await {
-                Ok(n) => batch.push(n),
-                Err(_) => break,
-            }
+/// The roots being watched, by the watcher's root id.
+#[derive(Default)]
+struct Watched {
+    /// Root ids are stable per path across rediscoveries.
+    ids: HashMap<PathBuf, u32>,
+    /// The root's definition as of the last discovery (heal policy included).
+    by_id: HashMap<u32, Arc<CacheRoot>>,
+    labels: Option<LabelSource>,
+}
+
+/// Paths waiting for a worker, each once, in the order first seen.
+#[derive(Default)]
+struct Pending {
+    seen: HashSet<(u32, PathBuf)>,
+    order: Vec<(u32, PathBuf)>,
+    /// When the oldest waiting notice was read.
+    since: Option<Instant>,
+}
+
+impl Pending {
+    fn add(&mut self, root_id: u32, rel: PathBuf, received: Instant) {
+        if self.seen.insert((root_id, rel.clone())) {
+            self.order.push((root_id, rel));
+            self.since.get_or_insert(received);
         }
-        let mut paths: BTreeSet<(PathBuf, PathBuf)> = BTreeSet::new();
-        let mut rescan = false;
-        for notice in batch {
-            match notice {
-                Ok(Notice::Changed {
-                    root_id, rel_path, ..
-                }) => {
-                    if let Some(root) = by_id.get(&root_id) {
-                        paths.insert((root.clone(), rel_path));
-                    }
-                }
-                Ok(Notice::RootAppeared { root_id }) => {
-                    if let Some(root) = by_id.get(&root_id) {
-                        tracing::info!(root = %root.display(), "a cache root appeared");
-                        paths.insert((root.clone(), PathBuf::new()));
-                        rescan = true;
-                    }
-                }
-                Ok(Notice::NewDirScanned { .. }) => {}
-                Ok(Notice::RootGone { root_id }) => {
-                    if let Some(root) = by_id.get(&root_id) {
-                        tracing::info!(root = %root.display(), "a cache root is gone");
-                    }
-                }
-                Ok(Notice::Overflow) => {
-                    state.metrics.watch.overflows.inc();
-                    tracing::warn!("inotify queue overflowed: rescanning every root");
-                    rescan = true;
-                }
-                Ok(Notice::WatchLimit { root_id, rel_path }) => {
-                    state.metrics.watch.limit_hits.inc();
-                    tracing::warn!(
-                        root = ?by_id.get(&root_id),
-                        path = %rel_path.display(),
-                        "inotify watch limit reached: this part is checked by periodic scans only \
-                         (raise fs.inotify.max_user_watches)"
-                    );
-                }
-                Err(e) => tracing::warn!(error = %e, "reading inotify failed"),
-            }
-        }
-        if !paths.is_empty() && state.config().heal.auto {
-            heal(&state, paths, received).await;
-        }
-        if rescan {
-            if let Err(e) = crate::healing::rescan_all(&state).await {
-                tracing::warn!(error = %format!("{e:#}"), "rescan failed");
-            }
-        }
-        let stats = watcher.stats();
-        state.metrics.watch.watches.set(stats.watches as i64);
+    }
+
+    fn take(&mut self) -> (Vec<(u32, PathBuf)>, Option<Instant>) {
+        self.seen.clear();
+        (std::mem::take(&mut self.order), self.since.take())
     }
 }
 
-/// Adds new roots, removes vanished ones.
-fn sync_roots(
+pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut watcher = Watcher::new(WatchConfig::default())?;
+    let mut pool = HealPool::start(&state)?;
+    let mut generation = state.roots_generation.subscribe();
+    let mut watched = Watched::default();
+    // Adding watches walks the roots with blocking system calls (about 2 s
+    // for 100k directories): keep that off the async workers' queue.
+    tokio::task::block_in_place(|| sync_roots(&state, &mut watcher, &mut watched));
+    let mut pending = Pending::default();
+    // When the oldest notice of the batch being healed was read.
+    let mut in_flight_since = Instant::now();
+    let mut stats_at = Instant::now();
+    loop {
+        tokio::select! {
+            first = watcher.next() => {
+                let received = Instant::now();
+                let mut rescan = note(&state, &watched, first, &mut pending, received);
+                // Everything already readable joins the same batch.
+                while pending.order.len() < BATCH {
+                    match watcher.try_next() {
+                        Ok(Some(n)) => {
+                            rescan |= note(&state, &watched, Ok(n), &mut pending, received);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading inotify failed");
+                            break;
+                        }
+                    }
+                }
+                if rescan
+                    && let Err(e) = crate::healing::rescan_all(&state).await
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "rescan failed");
+                }
+            }
+            done = pool.next_done() => announce(&state, done, in_flight_since),
+            _ = generation.changed() => {
+                tokio::task::block_in_place(|| sync_roots(&state, &mut watcher, &mut watched));
+            }
+            _ = stop.changed() => {
+                // What is being healed is still journaled and announced.
+                while pool.busy() {
+                    let done = pool.next_done().await;
+                    announce(&state, done, in_flight_since);
+                }
+                return Ok(());
+            }
+        }
+        if !pool.busy() && !pending.order.is_empty() {
+            let (paths, since) = pending.take();
+            if state.config().heal.auto
+                && let Some(labels) = &watched.labels
+            {
+                let items: Vec<HealItem> = paths
+                    .into_iter()
+                    .filter_map(|(id, rel)| {
+                        let root = watched.by_id.get(&id)?.clone();
+                        Some(HealItem { root, rel })
+                    })
+                    .collect();
+                in_flight_since = since.unwrap_or_else(Instant::now);
+                pool.dispatch(items, labels);
+            }
+        }
+        if stats_at.elapsed() >= STATS_EVERY {
+            stats_at = Instant::now();
+            state.metrics.watch.watches.set(watcher.watches() as i64);
+        }
+    }
+}
+
+/// Takes in one notice: a path to heal, or something to log and count.
+/// Returns whether every root must be rescanned.
+fn note(
     state: &DaemonState,
-    watcher: &mut Watcher,
-    ids: &mut HashMap<PathBuf, u32>,
-    by_id: &mut HashMap<u32, PathBuf>,
-) {
-    let wanted: Vec<PathBuf> = {
+    watched: &Watched,
+    notice: std::io::Result<Notice>,
+    pending: &mut Pending,
+    received: Instant,
+) -> bool {
+    let root_path = |id: &u32| watched.by_id.get(id).map(|r| r.path.display().to_string());
+    match notice {
+        Ok(Notice::Changed {
+            root_id, rel_path, ..
+        }) => {
+            if watched.by_id.contains_key(&root_id) {
+                pending.add(root_id, rel_path, received);
+            }
+        }
+        Ok(Notice::RootAppeared { root_id }) => {
+            if let Some(root) = root_path(&root_id) {
+                tracing::info!(root, "a cache root appeared");
+                pending.add(root_id, PathBuf::new(), received);
+                return true;
+            }
+        }
+        Ok(Notice::NewDirScanned { .. }) => {}
+        Ok(Notice::RootGone { root_id }) => {
+            if let Some(root) = root_path(&root_id) {
+                tracing::info!(root, "a cache root is gone");
+            }
+        }
+        Ok(Notice::Overflow) => {
+            state.metrics.watch.overflows.inc();
+            tracing::warn!("inotify queue overflowed: rescanning every root");
+            return true;
+        }
+        Ok(Notice::WatchLimit { root_id, rel_path }) => {
+            state.metrics.watch.limit_hits.inc();
+            tracing::warn!(
+                root = ?root_path(&root_id),
+                path = %rel_path.display(),
+                "inotify watch limit reached: this part is checked by periodic scans only \
+                 (raise fs.inotify.max_user_watches)"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "reading inotify failed"),
+    }
+    false
+}
+
+/// Adds new roots, removes vanished ones, and takes the roots' current
+/// definitions and label source.
+fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched) {
+    let (wanted, file_contexts): (Vec<Arc<CacheRoot>>, Option<PathBuf>) = {
         let caches = state.caches.read().expect("caches lock");
-        caches.roots.iter().map(|r| r.root.path.clone()).collect()
+        (
+            caches
+                .roots
+                .iter()
+                .map(|r| Arc::new(r.root.clone()))
+                .collect(),
+            caches.file_contexts.clone(),
+        )
     };
-    let gone: Vec<PathBuf> = ids
+    watched.labels = Some(LabelSource {
+        file_contexts,
+        generation: *state.roots_generation.borrow(),
+    });
+    let gone: Vec<PathBuf> = watched
+        .ids
         .keys()
-        .filter(|p| !wanted.contains(p))
+        .filter(|p| !wanted.iter().any(|r| &r.path == *p))
         .cloned()
         .collect();
     for p in gone {
-        if let Some(id) = ids.remove(&p) {
+        if let Some(id) = watched.ids.remove(&p) {
             watcher.remove_root(id);
-            by_id.remove(&id);
+            watched.by_id.remove(&id);
         }
     }
-    let mut next_id = ids.values().copied().max().map_or(0, |m| m + 1);
-    for p in wanted {
-        if ids.contains_key(&p) {
+    let mut next_id = watched.ids.values().copied().max().map_or(0, |m| m + 1);
+    for root in wanted {
+        if let Some(id) = watched.ids.get(&root.path) {
+            watched.by_id.insert(*id, root);
             continue;
         }
-        match watcher.add_root(next_id, &p) {
+        match watcher.add_root(next_id, &root.path) {
             Ok(report) => {
                 if report.limit_hit {
                     state.metrics.watch.limit_hits.inc();
                 }
-                ids.insert(p.clone(), next_id);
-                by_id.insert(next_id, p);
+                watched.ids.insert(root.path.clone(), next_id);
+                watched.by_id.insert(next_id, root);
                 next_id += 1;
             }
-            Err(e) => tracing::warn!(root = %p.display(), error = %e, "cannot watch root"),
+            Err(e) => tracing::warn!(root = %root.path.display(), error = %e, "cannot watch root"),
         }
     }
     let stats = watcher.stats();
@@ -154,84 +239,19 @@ fn sync_roots(
     );
 }
 
-/// Heals each path on a blocking thread, journals and announces the changes.
-async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, received: Instant) {
-    let (roots_by_path, fc) = {
-        let caches = state.caches.read().expect("caches lock");
-        let map: HashMap<PathBuf, goguard_policy::CacheRoot> = caches
-            .roots
-            .iter()
-            .map(|r| (r.root.path.clone(), r.root.clone()))
-            .collect();
-        (map, caches.file_contexts.clone())
-    };
-    let st = state.clone();
-    let started = st.started;
-    let result = tokio::task::spawn_blocking(move || {
-        let contexts = fc
-            .as_deref()
-            .and_then(|p| goguard_fs::FileContexts::open(p).ok());
-        let mut done = Vec::new();
-        let mut quarantined = Vec::new();
-        let mut dirs: HashMap<PathBuf, goguard_fs::RootDir> = HashMap::new();
-        let mut journal: Vec<goguard_store::JournalEntry> = Vec::new();
-        for (root_path, rel) in paths {
-            let Some(root) = roots_by_path.get(&root_path) else {
-                continue;
-            };
-            let mut allowed = |path: &std::path::Path, kind| {
-                let key = root_path.join(path);
-                let mut guard = st.loop_guard.lock().expect("guard lock");
-                matches!(
-                    guard.check(&key, kind, started.elapsed()),
-                    GuardState::Allowed
-                )
-            };
-            // Each root is opened once per batch.
-            let dir = match dirs.entry(root_path.clone()) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    match goguard_fs::RootDir::open(&root_path) {
-                        Ok(d) => v.insert(d),
-                        Err(_) => continue, // gone, or no longer a directory
-                    }
-                }
-            };
-            let healed = crate::repair::heal_path(root, dir, contexts.as_ref(), &rel, &mut allowed);
-            for a in &healed.actions {
-                if !a.applied {
-                    continue;
-                }
-                let mut guard = st.loop_guard.lock().expect("guard lock");
-                for kind in healed.findings.iter().map(|f| f.kind) {
-                    if !a.fixes.iter().any(|k| k == kind.as_str()) {
-                        continue;
-                    }
-                    if let RecordOutcome::Quarantined { until } =
-                        guard.record(&a.path, kind, started.elapsed())
-                    {
-                        quarantined.push((root_path.clone(), a.path.clone(), kind, until));
-                    }
-                }
-            }
-            journal.extend(crate::healing::journal_rows(
-                &root_path,
-                &healed.actions,
-                None,
-                "self-heal",
-            ));
-            done.push((root_path, healed));
-        }
-        // One transaction for the whole burst.
-        crate::healing::journal_entries(&st.store, &journal);
-        (done, quarantined)
-    })
-    .await;
-    let Ok((done, quarantined)) = result else {
-        return;
-    };
+/// Journals, counts, logs and announces one worker's share of a batch:
+/// repairs made, drift the heal policy only alerts on, quarantines.
+fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
     let now = roots::unix_now();
-    for (root, healed) in &done {
+    let started = state.started;
+    let mut journal = Vec::new();
+    for (root, healed) in &done.healed {
+        journal.extend(crate::healing::journal_rows(
+            &root.path,
+            &healed.actions,
+            None,
+            "self-heal",
+        ));
         // Drift the heal policy only alerts on (world-writable, mixed owners, ...).
         let fixed: Vec<&str> = healed
             .actions
@@ -239,27 +259,17 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
             .filter(|a| a.applied)
             .flat_map(|a| a.fixes.iter().map(String::as_str))
             .collect();
-        let root_def = state
-            .caches
-            .read()
-            .expect("caches lock")
-            .roots
+        for f in healed
+            .findings
             .iter()
-            .find(|r| &r.root.path == root)
-            .map(|r| r.root.clone());
-        if let Some(root_def) = &root_def {
-            for f in healed
-                .findings
-                .iter()
-                .filter(|f| !fixed.contains(&f.kind.as_str()))
-            {
-                let _ = state.events.send(pb::Event {
-                    at_unix: now,
-                    payload: Some(pb::event::Payload::Finding(crate::service::finding_to_pb(
-                        root_def, f,
-                    ))),
-                });
-            }
+            .filter(|f| !fixed.contains(&f.kind.as_str()))
+        {
+            let _ = state.events.send(pb::Event {
+                at_unix: now,
+                payload: Some(pb::event::Payload::Finding(crate::service::finding_to_pb(
+                    root, f,
+                ))),
+            });
         }
         for a in healed.actions.iter().filter(|a| a.applied) {
             state.metrics.watch.repairs.inc();
@@ -267,9 +277,9 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
                 .metrics
                 .watch
                 .heal_latency
-                .observe(received.elapsed().as_secs_f64());
+                .observe(since.elapsed().as_secs_f64());
             tracing::info!(
-                root = %root.display(),
+                root = %root.path.display(),
                 path = %a.path.display(),
                 operation = a.operation,
                 before = a.before,
@@ -279,25 +289,26 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
             let _ = state.events.send(pb::Event {
                 at_unix: now,
                 payload: Some(pb::event::Payload::Repair(pb::RepairDone {
-                    root: root.display().to_string(),
+                    root: root.path.display().to_string(),
                     action: Some(crate::service::action_to_pb(a)),
                     cause: "self-heal".into(),
                 })),
             });
         }
     }
-    for (root, path, kind, until) in quarantined {
+    state.journal.append(journal);
+    for q in done.quarantined {
         state.metrics.watch.quarantined.inc();
-        let until_unix = now + until.saturating_sub(started.elapsed()).as_secs_f64();
+        let until_unix = now + q.until.saturating_sub(started.elapsed()).as_secs_f64();
         tracing::warn!(
-            path = %path.display(),
-            kind = kind.as_str(),
+            path = %q.path.display(),
+            kind = q.kind.as_str(),
             "this path keeps drifting back: quarantined, no more repairs for a while; find what changes it"
         );
         let row = goguard_store::Quarantine {
-            path: path.display().to_string(),
-            kind: kind.as_str().to_owned(),
-            root: root.display().to_string(),
+            path: q.path.display().to_string(),
+            kind: q.kind.as_str().to_owned(),
+            root: q.root.display().to_string(),
             since: now,
             until: until_unix,
         };
@@ -307,9 +318,9 @@ async fn heal(state: &Arc<DaemonState>, paths: BTreeSet<(PathBuf, PathBuf)>, rec
         let _ = state.events.send(pb::Event {
             at_unix: now,
             payload: Some(pb::event::Payload::Quarantined(pb::Quarantined {
-                root: root.display().to_string(),
-                path: path.display().to_string(),
-                kind: kind.as_str().to_owned(),
+                root: q.root.display().to_string(),
+                path: q.path.display().to_string(),
+                kind: q.kind.as_str().to_owned(),
                 until_unix,
             })),
         });

@@ -239,6 +239,34 @@ impl Watcher {
         }
     }
 
+    /// The next notice if one is ready now, without waiting: queued notices first, then one
+    /// non-blocking read of the inotify fd. For draining a burst after [`Watcher::next`]
+    /// returned, without a timer per notice. An error means the inotify fd itself failed.
+    pub fn try_next(&mut self) -> io::Result<Option<Notice>> {
+        if let Some(n) = self.queue.pop() {
+            return Ok(Some(n));
+        }
+        // Reading past the `AsyncFd` is safe: a readiness left set only causes one spurious
+        // wake-up in `read_batch`, which then sees `WouldBlock` and clears it.
+        match sys::read_events(
+            self.inotify.get_ref(),
+            &mut self.buf,
+            &mut self.batch,
+            &mut self.names,
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        self.apply_batch();
+        Ok(self.queue.pop())
+    }
+
+    /// inotify watches held, without walking the map (see [`Watcher::stats`]).
+    pub fn watches(&self) -> usize {
+        self.watch_count()
+    }
+
     /// Current counters and sizes. Walks the map to estimate its memory (about 1 ms per
     /// 100,000 directories).
     pub fn stats(&self) -> WatchStats {

@@ -1,0 +1,107 @@
+//! The repair journal's writer thread. Self-healing hands it the rows of a
+//! burst and goes on healing; rows are written in the order they were handed
+//! over, whatever is waiting in one transaction. `flush` returns once
+//! everything handed over before it is in the store (a denial is linked to
+//! the repair that fixed it only then). Never changes a file.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use goguard_store::{JournalEntry, Store};
+
+enum Message {
+    Rows(Vec<JournalEntry>),
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Hands journal rows to the writer thread. Dropping it ends the thread once
+/// the rows already handed over are written.
+pub struct JournalWriter {
+    tx: mpsc::Sender<Message>,
+}
+
+impl JournalWriter {
+    pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<JournalWriter> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("goguard-journal".into())
+            .spawn(move || write_loop(&store, &rx))?;
+        Ok(JournalWriter { tx })
+    }
+
+    /// Queues rows for the journal; returns at once.
+    pub fn append(&self, rows: Vec<JournalEntry>) {
+        if rows.is_empty() {
+            return;
+        }
+        if self.tx.send(Message::Rows(rows)).is_err() {
+            tracing::warn!("the journal writer has stopped: repairs are not journaled");
+        }
+    }
+
+    /// Blocks until every row queued before this call is written (or failed
+    /// and logged). Call from a blocking thread.
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        if self.tx.send(Message::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+}
+
+fn write_loop(store: &Mutex<Store>, rx: &mpsc::Receiver<Message>) {
+    while let Ok(first) = rx.recv() {
+        let mut rows = Vec::new();
+        let mut flushes = Vec::new();
+        let mut take = |m: Message| match m {
+            Message::Rows(r) => rows.extend(r),
+            Message::Flush(done) => flushes.push(done),
+        };
+        take(first);
+        // Whatever else is waiting goes into the same transaction.
+        while let Ok(m) = rx.try_recv() {
+            take(m);
+        }
+        crate::healing::journal_entries(store, &rows);
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &str) -> JournalEntry {
+        JournalEntry {
+            at: 1.0,
+            path: path.into(),
+            root: "/r".into(),
+            kind: "chown".into(),
+            before: "0:0".into(),
+            after: "1000:1000".into(),
+            cause: "self-heal: owner".into(),
+            requester_uid: None,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn rows_are_written_in_order_before_flush_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(dir.path().join("s.db")).unwrap()));
+        let writer = JournalWriter::start(store.clone()).unwrap();
+        for i in 0..50 {
+            writer.append(vec![row(&format!("/r/a{i}")), row(&format!("/r/b{i}"))]);
+        }
+        writer.append(Vec::new());
+        writer.flush();
+        let listed = store.lock().unwrap().list_journal(1000).unwrap();
+        assert_eq!(listed.len(), 100);
+        // Newest first: the last row handed over has the highest id.
+        assert_eq!(listed[0].entry.path, "/r/b49");
+        assert_eq!(listed[99].entry.path, "/r/a0");
+        assert!(listed.windows(2).all(|w| w[0].id > w[1].id));
+    }
+}
