@@ -86,22 +86,6 @@ fn hygiene_sandbox(user: &TestUser, extra: &str) -> Sandbox {
 }
 
 /// Asserts `out` exited with `code` (showing its output if not) and parses its JSON.
-fn json_with_code(out: &Output, code: i32) -> serde_json::Value {
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "{}{}",
-        stdout(out),
-        stderr(out)
-    );
-    json(out)
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
-}
-
 /// A test user with two programs in their home and their GOCACHE path; `None` (the test
 /// skips) when not root.
 fn user_with_two_programs(tag: &str) -> Option<(TestUser, PathBuf, PathBuf, PathBuf)> {

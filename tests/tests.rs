@@ -10,6 +10,7 @@ mod cache;
 mod daemon;
 mod doctor;
 mod hygiene;
+mod journal;
 mod packaging;
 mod policy;
 mod systemd_units;

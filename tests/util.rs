@@ -204,6 +204,24 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A command's stdout as JSON, after checking its exit code (both streams shown on failure).
+pub fn json_with_code(out: &Output, code: i32) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+    json(out)
+}
+
+/// A command's stdout as JSON (both streams shown when it is not).
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(out), stderr(out)))
+}
+
 /// `goguardctl status --json`, parsed.
 pub fn status_json(socket: &Path) -> serde_json::Value {
     let out = ctl(socket, &["status", "--json"]);

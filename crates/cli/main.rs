@@ -2,7 +2,7 @@
 //!
 //! Layout (crates/cli/): `client` finds and connects to the daemon's socket;
 //! `render` holds tables and colour, `timefmt` times; one module per command
-//! (`status`, `denials` with `watch`, `explain`). Offline commands
+//! (`status`, `denials` with `watch`, `explain`, `journal`, ...). Offline commands
 //! (`explain`, `completions`, `man`) need no daemon.
 //!
 //! Exit codes: 0 success (healthy); 1 the command worked but found a problem
@@ -14,6 +14,7 @@ mod denials;
 mod doctor;
 mod explain;
 mod hygiene;
+mod journal;
 mod policy;
 mod render;
 mod roots;
@@ -112,6 +113,11 @@ enum Command {
         /// current directory).
         path: PathBuf,
     },
+    /// Show the repair journal: every change goguardd made (owner, mode, ACL,
+    /// label), newest first, with its cause and who asked for it. Admins see
+    /// all; a user the changes in their own roots. Exit 0 (also when nothing
+    /// was journaled); 2: error.
+    Journal(journal::JournalArgs),
     /// Discover the roots again and scan (and self-heal) them now. Admins only.
     Rescan {
         /// Print JSON instead of a line.
@@ -204,10 +210,7 @@ fn main() -> ExitCode {
             json,
             explain,
         } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
+            let now = timefmt::now_unix();
             let since_unix = match since.as_deref().map(|s| timefmt::parse_since(s, now)) {
                 None => 0.0,
                 Some(Ok(t)) => t,
@@ -238,6 +241,7 @@ fn main() -> ExitCode {
             json,
             path,
         } => run_async(repair(cli.socket, path, kinds, dry_run, json, style)),
+        Command::Journal(args) => run_async(journal::run(cli.socket, args, style)),
         Command::Trim(args) => run_async(hygiene::trim(cli.socket, args, style)),
         Command::Modcache(cmd) => run_async(hygiene::modcache(cli.socket, cmd, style)),
         Command::Doctor(args) => doctor::run(args, cli.socket.as_deref(), &style),

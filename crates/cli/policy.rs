@@ -148,10 +148,7 @@ pub fn run(args: PolicyArgs, socket: Option<PathBuf>, _style: &render::Style) ->
             return ExitCode::from(2);
         }
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let now = timefmt::now_unix();
     let since = match args.since.as_deref().map(|s| timefmt::parse_since(s, now)) {
         None => 0.0,
         Some(Ok(t)) => t,

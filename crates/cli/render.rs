@@ -1,5 +1,5 @@
 //! Output helpers for people: aligned tables, colour only when stdout is a
-//! terminal (and `NO_COLOR` is unset), durations in words.
+//! terminal (and `NO_COLOR` is unset), durations in words, user names for uids.
 
 use std::io::IsTerminal;
 
@@ -119,6 +119,15 @@ pub fn duration(seconds: f64) -> String {
     } else {
         format!("{sec}s")
     }
+}
+
+/// The login name of `uid` (from passwd, through NSS), or the number when it has none.
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 #[cfg(test)]

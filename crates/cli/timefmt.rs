@@ -39,6 +39,14 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The current unix time (0 if the clock is before 1970).
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Parses a `--since` value into a unix time, given the current unix time.
 pub fn parse_since(s: &str, now: f64) -> Result<f64, String> {
     let bad = || {

@@ -15,7 +15,10 @@ use tracing::Instrument;
 
 use std::pin::Pin;
 
-use goguard_store::{DenialFilter, DenialRow, PageRequest, Status as DenialStatus, StoreError};
+use goguard_store::{
+    DenialFilter, DenialRow, JournalFilter, JournalRow, PageRequest, Status as DenialStatus,
+    StoreError,
+};
 use tokio_stream::Stream;
 
 use crate::authz::{self, Role};
@@ -187,6 +190,49 @@ impl GoGuard for GoGuardService {
                 }
             }
             Ok(Response::new(pb::ListFindingsResponse { findings }))
+        })
+        .await
+    }
+
+    async fn list_journal(
+        &self,
+        request: Request<pb::ListJournalRequest>,
+    ) -> Result<Response<pb::ListJournalResponse>, Status> {
+        self.observe("ListJournal", async {
+            let caller = authz::caller(&request)?;
+            let r = request.into_inner();
+            let mut filter = journal_filter(&r)?;
+            if caller.role != Role::Admin {
+                // As ListFindings: the roots known now that the caller owns; rows of roots
+                // goguardd no longer knows are for admins.
+                let caches = self.state.caches.read().expect("caches lock");
+                filter.roots = Some(
+                    caches
+                        .roots
+                        .iter()
+                        .filter(|x| roots::owned_by(&x.root, caller.uid))
+                        .map(|x| x.root.path.display().to_string())
+                        .collect(),
+                );
+            }
+            let limit = journal_limit(r.limit);
+            let state = self.state.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                // Self-healing's rows wait in the writer thread: write them first, so the
+                // caller sees every repair that has already happened.
+                state.journal.flush();
+                state
+                    .store
+                    .lock()
+                    .expect("store lock")
+                    .list_journal_matching(&filter, limit)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+            Ok(Response::new(pb::ListJournalResponse {
+                records: rows.iter().map(journal_to_pb).collect(),
+            }))
         })
         .await
     }
@@ -476,6 +522,49 @@ fn denial_filter(r: &pb::ListDenialsRequest) -> Result<DenialFilter, Status> {
     })
 }
 
+/// ListJournal's `limit`: 0 asks for the default, larger values are capped.
+fn journal_limit(limit: u32) -> u32 {
+    const DEFAULT: u32 = 100;
+    const MAX: u32 = 10_000;
+    match limit {
+        0 => DEFAULT,
+        n => n.min(MAX),
+    }
+}
+
+/// The store filter of a ListJournal request (roots are added by the caller's role).
+fn journal_filter(r: &pb::ListJournalRequest) -> Result<JournalFilter, Status> {
+    if !r.since_unix.is_finite() || r.since_unix < 0.0 {
+        return Err(Status::invalid_argument(
+            "since_unix must be a time after 1970",
+        ));
+    }
+    let path_prefix = (!r.path_prefix.is_empty())
+        .then(|| roots::normalize_request_path(&r.path_prefix).map_err(Status::invalid_argument))
+        .transpose()?;
+    Ok(JournalFilter {
+        path_prefix: path_prefix.map(|p| p.display().to_string()),
+        since: (r.since_unix > 0.0).then_some(r.since_unix),
+        roots: None,
+    })
+}
+
+fn journal_to_pb(row: &JournalRow) -> pb::JournalRecord {
+    let e = &row.entry;
+    pb::JournalRecord {
+        id: row.id,
+        at_unix: e.at,
+        path: e.path.clone(),
+        root: e.root.clone(),
+        operation: e.kind.clone(),
+        before: e.before.clone(),
+        after: e.after.clone(),
+        cause: e.cause.clone(),
+        requester_uid: e.requester_uid,
+        dry_run: e.dry_run,
+    }
+}
+
 /// The one place store errors become gRPC statuses.
 fn store_status(e: StoreError) -> Status {
     if e.is_caller_error() {
@@ -562,5 +651,48 @@ pub fn action_to_pb(a: &crate::repair::Action) -> pb::RepairAction {
         applied: a.applied,
         error: a.error.clone().unwrap_or_default(),
         fixes: a.fixes.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path_prefix: &str, since_unix: f64) -> pb::ListJournalRequest {
+        pb::ListJournalRequest {
+            limit: 0,
+            path_prefix: path_prefix.into(),
+            since_unix,
+        }
+    }
+
+    #[test]
+    fn journal_requests_are_normalized_or_refused() {
+        let f = journal_filter(&request("/home/u/./.cache/go-build/", 5.0)).unwrap();
+        assert_eq!(f.path_prefix.as_deref(), Some("/home/u/.cache/go-build"));
+        assert_eq!(f.since, Some(5.0));
+        assert_eq!(f.roots, None, "the caller's role adds roots");
+        assert_eq!(
+            journal_filter(&request("", 0.0)).unwrap(),
+            JournalFilter::default()
+        );
+        for bad in [
+            request("relative", 0.0),
+            request("/a/../b", 0.0),
+            request("", -1.0),
+        ] {
+            let e = journal_filter(&bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad:?}");
+        }
+        let e = journal_filter(&request("", f64::NAN)).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn journal_limits_default_and_cap() {
+        assert_eq!(journal_limit(0), 100);
+        assert_eq!(journal_limit(1), 1);
+        assert_eq!(journal_limit(10_000), 10_000);
+        assert_eq!(journal_limit(u32::MAX), 10_000);
     }
 }

@@ -24,6 +24,10 @@ use crate::roots;
 
 /// Paths handed to the workers at most at once (a `go build` burst).
 const BATCH: usize = 4096;
+/// Paths waiting while the workers are busy, at most. Past that the watcher
+/// is not read: the kernel's queue fills, overflows, and the overflow is
+/// answered with a rescan, so memory stays bounded and nothing goes unseen.
+const PENDING_MAX: usize = 65_536;
 /// How often the watch count is refreshed in the metrics during a burst.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
@@ -74,7 +78,7 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
     let mut stats_at = Instant::now();
     loop {
         tokio::select! {
-            first = watcher.next() => {
+            first = watcher.next(), if pending.order.len() < PENDING_MAX => {
                 let received = Instant::now();
                 let mut rescan = note(&state, &watched, first, &mut pending, received);
                 // Everything already readable joins the same batch.
@@ -244,14 +248,17 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
 fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
     let now = roots::unix_now();
     let started = state.started;
-    let mut journal = Vec::new();
+    // Journaled before announced: whoever reads the journal on seeing a
+    // repair event (`ListJournal` flushes the writer) finds its row.
+    let journal = done
+        .healed
+        .iter()
+        .flat_map(|(root, healed)| {
+            crate::healing::journal_rows(&root.path, &healed.actions, None, "self-heal")
+        })
+        .collect();
+    state.journal.append(journal);
     for (root, healed) in &done.healed {
-        journal.extend(crate::healing::journal_rows(
-            &root.path,
-            &healed.actions,
-            None,
-            "self-heal",
-        ));
         // Drift the heal policy only alerts on (world-writable, mixed owners, ...).
         let fixed: Vec<&str> = healed
             .actions
@@ -296,7 +303,6 @@ fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
             });
         }
     }
-    state.journal.append(journal);
     for q in done.quarantined {
         state.metrics.watch.quarantined.inc();
         let until_unix = now + q.until.saturating_sub(started.elapsed()).as_secs_f64();

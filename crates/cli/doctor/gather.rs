@@ -216,14 +216,6 @@ pub fn go_facts(user: &PasswdEntry, env: &EnvMap) -> (GoFacts, Option<GoEnvFile>
     )
 }
 
-fn name_of_uid(uid: u32) -> String {
-    nix::unistd::User::from_uid(uid.into())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
-}
-
 fn name_of_gid(gid: u32) -> String {
     nix::unistd::Group::from_gid(gid.into())
         .ok()
@@ -298,7 +290,7 @@ pub fn dir_facts(role: &'static str, path: &str) -> Option<DirFacts> {
         owner,
         group,
         mode,
-        owner_name: name_of_uid(owner),
+        owner_name: crate::render::user_name(owner),
         group_name: name_of_gid(group),
         default_acl_groups,
         has_default_acl,
@@ -393,7 +385,7 @@ impl Visitor for TreeWalker<'_> {
             let owner = self
                 .owner_names
                 .entry(e.meta.uid)
-                .or_insert_with(|| name_of_uid(e.meta.uid))
+                .or_insert_with(|| crate::render::user_name(e.meta.uid))
                 .clone();
             let p = abs();
             self.facts

@@ -79,7 +79,7 @@ pub(crate) fn u64_from_sql(v: i64) -> u64 {
     v as u64
 }
 
-fn finite(name: &'static str, v: f64) -> Result<()> {
+pub(crate) fn finite(name: &'static str, v: f64) -> Result<()> {
     if v.is_finite() {
         Ok(())
     } else {
@@ -203,26 +203,31 @@ fn parse_status(path: &Path, text: String) -> Result<Status> {
     })
 }
 
-/// SQL condition (with its parameters) for a component-wise path prefix.
+/// SQL condition (with its parameters) for a component-wise path prefix on `column` (a
+/// column name written by this crate, never input).
 ///
 /// Not `LIKE`: it would need `%`/`_` escaped and is case-insensitive for ASCII in SQLite
 /// (`/A` would match `/a`). Instead a byte-wise range: with BINARY collation (memcmp) the
 /// strings that start with `p/` are exactly those in `[p + "/", p + "0")`, `'0'` being the
-/// byte after `'/'`. No metacharacters, no escaping, exact bytes.
-fn path_prefix_condition(prefix: &str) -> Option<(String, Vec<Value>)> {
+/// byte after `'/'`. No metacharacters, no escaping, exact bytes; an index on `column` serves
+/// it.
+pub(crate) fn path_prefix_condition(
+    column: &'static str,
+    prefix: &str,
+) -> Option<(String, Vec<Value>)> {
     if prefix.is_empty() {
         return None;
     }
     let p = prefix.trim_end_matches('/');
-    let range = "(target >= ? AND target < ?)";
+    let range = format!("({column} >= ? AND {column} < ?)");
     let lo = Value::Text(format!("{p}/"));
     let hi = Value::Text(format!("{p}0"));
     if p.is_empty() {
         // "/" (or "//"): every absolute path.
-        Some((range.to_owned(), vec![lo, hi]))
+        Some((range, vec![lo, hi]))
     } else {
         Some((
-            format!("(target = ? OR {range})"),
+            format!("({column} = ? OR {range})"),
             vec![Value::Text(p.to_owned()), lo, hi],
         ))
     }
@@ -473,7 +478,7 @@ impl Store {
         if let Some((cond, values)) = filter
             .path_prefix
             .as_deref()
-            .and_then(path_prefix_condition)
+            .and_then(|p| path_prefix_condition("target", p))
         {
             conds.push(cond);
             args.extend(values);

@@ -3,14 +3,54 @@
 //! Entries are only ever inserted: nothing in this crate updates or deletes a journal row
 //! (retention included), so the journal stays a trustworthy account of what goguard did.
 //! Ids are `AUTOINCREMENT`, never reused, and denials link to them through
-//! `denials.fixed_by_repair`.
+//! `denials.fixed_by_repair`. Reads are newest first, filtered in SQL by path prefix
+//! (component-wise, no `LIKE`), time and root, each served by an index.
 
-use rusqlite::params;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter};
 
-use crate::denials::{u64_from_sql, u64_to_sql};
+use crate::denials::{finite, path_prefix_condition, u64_from_sql, u64_to_sql};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
-use crate::types::{JournalEntry, JournalRow};
+use crate::types::{JournalEntry, JournalFilter, JournalRow};
+
+/// The SQL and parameters of a filtered journal read, newest first; `None` when nothing
+/// can match (no roots allowed).
+fn journal_query(filter: &JournalFilter, limit: u32) -> Result<Option<(String, Vec<Value>)>> {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(since) = filter.since {
+        finite("since", since)?;
+        conds.push("at >= ?".into());
+        args.push(Value::Real(since));
+    }
+    if let Some((cond, values)) = filter
+        .path_prefix
+        .as_deref()
+        .and_then(|p| path_prefix_condition("path", p))
+    {
+        conds.push(cond);
+        args.extend(values);
+    }
+    if let Some(roots) = &filter.roots {
+        if roots.is_empty() {
+            return Ok(None);
+        }
+        conds.push(format!("root IN ({})", vec!["?"; roots.len()].join(", ")));
+        args.extend(roots.iter().map(|r| Value::Text(r.clone())));
+    }
+    let where_clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT id, at, path, root, kind, before, after, cause, requester_uid, dry_run \
+         FROM journal {where_clause} ORDER BY at DESC, id DESC LIMIT ?"
+    );
+    args.push(Value::Integer(i64::from(limit)));
+    Ok(Some((sql, args)))
+}
 
 impl Store {
     /// Appends `entry` and returns its id.
@@ -83,15 +123,27 @@ impl Store {
 
     /// The `limit` most recent journal entries, newest first.
     pub fn list_journal(&self, limit: u32) -> Result<Vec<JournalRow>> {
+        self.list_journal_matching(&JournalFilter::default(), limit)
+    }
+
+    /// The `limit` most recent journal entries matching `filter`, newest first (`at` desc,
+    /// then `id` desc). Every filter is SQL over an index (see migration 5): nothing is
+    /// filtered after a limit was applied, so `limit` rows come back whenever that many
+    /// match.
+    pub fn list_journal_matching(
+        &self,
+        filter: &JournalFilter,
+        limit: u32,
+    ) -> Result<Vec<JournalRow>> {
+        let Some((sql, args)) = journal_query(filter, limit)? else {
+            return Ok(Vec::new());
+        };
         let op = "reading the repair journal";
         let rows = self
             .conn
-            .prepare_cached(
-                "SELECT id, at, path, root, kind, before, after, cause, requester_uid, dry_run \
-                 FROM journal ORDER BY id DESC LIMIT ?1",
-            )
+            .prepare_cached(&sql)
             .and_then(|mut s| {
-                s.query_map([limit], |r| {
+                s.query_map(params_from_iter(args.iter()), |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         JournalEntry {
@@ -211,5 +263,189 @@ mod tests {
             store.append_journal(&e),
             Err(StoreError::InvalidArgument { name: "at", .. })
         ));
+    }
+
+    /// A row of `root` at `path` written at `at`.
+    fn at(path: &str, root: &str, at: f64) -> JournalEntry {
+        JournalEntry {
+            at,
+            path: path.into(),
+            root: root.into(),
+            ..entry(path, None)
+        }
+    }
+
+    fn paths(store: &Store, filter: &JournalFilter, limit: u32) -> Vec<String> {
+        store
+            .list_journal_matching(filter, limit)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry.path)
+            .collect()
+    }
+
+    #[test]
+    fn path_prefix_is_component_wise_and_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("j.db")).unwrap();
+        let all = [
+            "/a/b", "/a/b/c", "/a/b/c/d", "/a/bc", "/a/b.c", "/a/B", "/a/b%", "/a/b%/x", "/a/bX",
+            "/a/b_", "/a/b_/y", "/a/%", "/a/_",
+        ];
+        for (i, p) in all.iter().enumerate() {
+            store.append_journal(&at(p, "/a", i as f64)).unwrap();
+        }
+        let under = |p: &str| {
+            let mut v = paths(
+                &store,
+                &JournalFilter {
+                    path_prefix: Some(p.into()),
+                    ..JournalFilter::default()
+                },
+                100,
+            );
+            v.sort();
+            v
+        };
+        assert_eq!(under("/a/b"), ["/a/b", "/a/b/c", "/a/b/c/d"]);
+        assert_eq!(under("/a/b/"), ["/a/b", "/a/b/c", "/a/b/c/d"]);
+        assert_eq!(under("/a/b/c"), ["/a/b/c", "/a/b/c/d"]);
+        assert_eq!(under("/a/B"), ["/a/B"], "case-sensitive");
+        assert_eq!(under("/a/b%"), ["/a/b%", "/a/b%/x"], "% is literal");
+        assert_eq!(under("/a/b_"), ["/a/b_", "/a/b_/y"], "_ is literal");
+        assert_eq!(under("/a/%"), ["/a/%"]);
+        assert_eq!(under("/a/_"), ["/a/_"]);
+        assert_eq!(under("/a/b/c/d/e"), Vec::<String>::new());
+        assert_eq!(under("/").len(), all.len());
+        assert_eq!(under("").len(), all.len(), "empty prefix: no filter");
+    }
+
+    #[test]
+    fn filters_combine_and_the_limit_applies_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("j.db")).unwrap();
+        // Two roots, rows interleaved in time; ids do not follow time for the last two
+        // (a clock stepped back), so the order is by time.
+        let rows = [
+            ("/u/gocache/00/a", "/u/gocache", 100.0),
+            ("/v/gocache/00/b", "/v/gocache", 101.0),
+            ("/u/gocache/01/c", "/u/gocache", 102.0),
+            ("/v/gocache/01/d", "/v/gocache", 103.0),
+            ("/u/gomod/x@v1/e", "/u/gomod", 105.0),
+            ("/u/gocache/00/f", "/u/gocache", 104.0),
+        ];
+        for (p, r, t) in rows {
+            store.append_journal(&at(p, r, t)).unwrap();
+        }
+        let all = JournalFilter::default();
+        assert_eq!(
+            paths(&store, &all, 100),
+            [
+                "/u/gomod/x@v1/e",
+                "/u/gocache/00/f",
+                "/v/gocache/01/d",
+                "/u/gocache/01/c",
+                "/v/gocache/00/b",
+                "/u/gocache/00/a",
+            ],
+            "newest first by time"
+        );
+        assert_eq!(
+            paths(&store, &all, 2),
+            ["/u/gomod/x@v1/e", "/u/gocache/00/f"]
+        );
+        assert!(paths(&store, &all, 0).is_empty());
+
+        let since = JournalFilter {
+            since: Some(103.0),
+            ..JournalFilter::default()
+        };
+        assert_eq!(
+            paths(&store, &since, 100),
+            ["/u/gomod/x@v1/e", "/u/gocache/00/f", "/v/gocache/01/d"],
+            "at or after since"
+        );
+
+        // A user who owns /u's roots: the limit counts only their rows.
+        let mine = JournalFilter {
+            roots: Some(vec!["/u/gocache".into(), "/u/gomod".into()]),
+            ..JournalFilter::default()
+        };
+        assert_eq!(
+            paths(&store, &mine, 3),
+            ["/u/gomod/x@v1/e", "/u/gocache/00/f", "/u/gocache/01/c"]
+        );
+        let none = JournalFilter {
+            roots: Some(Vec::new()),
+            ..JournalFilter::default()
+        };
+        assert!(paths(&store, &none, 100).is_empty(), "no roots: no rows");
+
+        let combined = JournalFilter {
+            path_prefix: Some("/u/gocache/00".into()),
+            since: Some(101.0),
+            roots: Some(vec!["/u/gocache".into()]),
+        };
+        assert_eq!(paths(&store, &combined, 100), ["/u/gocache/00/f"]);
+        let elsewhere = JournalFilter {
+            path_prefix: Some("/v".into()),
+            roots: Some(vec!["/u/gocache".into()]),
+            ..JournalFilter::default()
+        };
+        assert!(paths(&store, &elsewhere, 100).is_empty());
+
+        assert!(matches!(
+            store.list_journal_matching(
+                &JournalFilter {
+                    since: Some(f64::NAN),
+                    ..JournalFilter::default()
+                },
+                10
+            ),
+            Err(StoreError::InvalidArgument { name: "since", .. })
+        ));
+    }
+
+    #[test]
+    fn every_filtered_read_is_served_by_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("j.db")).unwrap();
+        let roots = Some(vec!["/u/gocache".to_owned(), "/u/gomod".to_owned()]);
+        let filters = [
+            JournalFilter::default(),
+            JournalFilter {
+                since: Some(1.0),
+                ..JournalFilter::default()
+            },
+            JournalFilter {
+                path_prefix: Some("/u/gocache/00".into()),
+                ..JournalFilter::default()
+            },
+            JournalFilter {
+                roots: roots.clone(),
+                ..JournalFilter::default()
+            },
+            JournalFilter {
+                roots,
+                since: Some(1.0),
+                path_prefix: Some("/u/gocache".into()),
+            },
+        ];
+        for filter in filters {
+            let (sql, args) = journal_query(&filter, 100).unwrap().unwrap();
+            let plan: Vec<String> = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                plan.iter().any(|step| step.contains("INDEX"))
+                    && !plan.iter().any(|step| step == "SCAN journal"),
+                "{filter:?} reads the whole table: {plan:?}"
+            );
+        }
     }
 }

@@ -32,6 +32,8 @@
 //! - `quarantine(path, kind, root, since, until)`, primary key (path, kind) (migration 3).
 //! - `hygiene_runs(id, at, kind, root, cause, requester_uid, dry_run, entries_removed,
 //!   bytes_freed, modules_verified, modules_bad, detail)` (migration 4).
+//! - indexes `journal_by_at (at)` and `journal_by_root (root, at)` for filtered journal
+//!   reads (migration 5).
 //!
 //! Times are unix seconds as `f64`: `first_seen`/`last_seen` come from audit event
 //! timestamps, `updated_at`/`status_changed_at` from the wall clock.
@@ -52,6 +54,7 @@ pub use quarantine::Quarantine;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
-    AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry, JournalRow,
-    Page, PageRequest, RecordedDenial, RetentionOutcome, Status, StatusCounts, UnknownStatus,
+    AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry,
+    JournalFilter, JournalRow, Page, PageRequest, RecordedDenial, RetentionOutcome, Status,
+    StatusCounts, UnknownStatus,
 };

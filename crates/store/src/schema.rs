@@ -112,6 +112,17 @@ CREATE TABLE hygiene_runs (
 CREATE INDEX hygiene_runs_by_root ON hygiene_runs (kind, root, at DESC);
 "#,
     },
+    Migration {
+        // The journal is never pruned, so reading it must not scan it: `--since` walks
+        // `journal_by_at` backwards from the newest row and stops at the limit; a user's
+        // view (only the roots they own) is a range of `journal_by_root` per root. Both
+        // indexes cover the rowid, so neither query reads a row it does not return.
+        description: "journal reads by time and by root",
+        sql: r#"
+CREATE INDEX journal_by_at ON journal (at);
+CREATE INDEX journal_by_root ON journal (root, at);
+"#,
+    },
 ];
 
 /// Schema version of a fully migrated database.

@@ -332,6 +332,20 @@ pub struct JournalEntry {
     pub dry_run: bool,
 }
 
+/// Which journal rows [`crate::Store::list_journal_matching`] returns. `Default` matches
+/// every row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JournalFilter {
+    /// Only rows whose path is this path or lies beneath it, component-wise, as in
+    /// [`DenialFilter::path_prefix`]: `/a/b` matches `/a/b` and `/a/b/c`, not `/a/bc`.
+    pub path_prefix: Option<String>,
+    /// Only rows written at or after this time (`at >= since`, unix seconds).
+    pub since: Option<f64>,
+    /// Only rows of these roots (exact root paths); `Some` of an empty list matches
+    /// nothing. `None` means every root. The caller decides who may see which roots.
+    pub roots: Option<Vec<String>>,
+}
+
 /// A stored journal entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JournalRow {
