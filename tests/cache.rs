@@ -306,6 +306,38 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
             repairs += 1;
         }
     }
+    // Each of them is journaled once, by goguardd itself (the rows are written off
+    // the healing path; reading the journal waits for them).
+    let journal = ctl(
+        &sb.socket(),
+        &[
+            "journal",
+            "--json",
+            "--limit",
+            "10000",
+            "--path",
+            burst_dir.to_str().unwrap(),
+        ],
+    );
+    let rows = json(&journal);
+    let rows = rows.as_array().unwrap();
+    let mut journaled: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["path"] != burst_dir.to_str().unwrap())
+        .map(|r| {
+            assert_eq!(r["operation"], "chown", "{r}");
+            assert!(
+                r["after"].as_str().unwrap().starts_with(&format!("{uid}:")),
+                "{r}"
+            );
+            assert!(r["requester_uid"].is_null(), "{r}");
+            assert!(r["cause"].as_str().unwrap().starts_with("self-heal"), "{r}");
+            r["path"].as_str().unwrap()
+        })
+        .collect();
+    journaled.sort_unstable();
+    let expected: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    assert_eq!(journaled, expected, "the burst's journal");
 
     // World-writable is only alerted on: the mode stays, a finding is streamed.
     let dir = gocache.join("00");
