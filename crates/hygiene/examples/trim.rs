@@ -1,6 +1,6 @@
 //! `trim GOCACHE [--max-bytes N] [--force] [--dry-run] [--grace-secs S]`: trims a build cache
 //! with goguard-hygiene and prints a summary; the shape of `goguardctl trim`. Used by
-//! `scripts/bench-modverify.sh` for the trim timing.
+//! `scripts/bench-trim.sh` and `scripts/bench-modverify.sh` for the trim timing.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};

@@ -16,7 +16,8 @@
 # 4. Trim: a GOCACHE from /work/shared/tools/gen_go_caches.py (TRIM_FILES files), every entry
 #    aged 10 days, trim.txt 2 days old; per run a fresh copy each for goguard's trim, Go's own
 #    trim (the `Trim` at the end of a `go build` of a one-file program whose packages are
-#    cached; time minus the same build with trim not due) and `go clean -cache`.
+#    cached; time minus the same build with trim not due) and `go clean -cache`. For the trim
+#    alone (smaller caches, fresh entries, alternating order) see bench-trim.sh.
 #
 # Page cache is warm for all (one untimed pass first); nothing else is dropped. Everything is
 # created under WORKDIR (default: a new /tmp/goguard-bench.*), removed at the end unless

@@ -9,7 +9,7 @@
 //! anything but a single-component name relative to a directory fd (never a path, never a
 //! directory).
 
-use std::ffi::{CStr, OsStr};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -62,10 +62,14 @@ pub fn open_dir(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
 /// Opens a regular file beneath `dir` for reading. `O_NONBLOCK` so a FIFO planted in its
 /// place cannot block us; anything but a regular file is refused after the open.
 pub fn open_file(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<File> {
+    open_regular(dir, rel, OFlags::empty())
+}
+
+fn open_regular(dir: BorrowedFd<'_>, rel: &Path, extra: OFlags) -> io::Result<File> {
     let fd = openat2_beneath(
         dir,
         rel,
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | extra,
         Mode::empty(),
     )?;
     let st = rustix::fs::fstat(&fd)?;
@@ -88,6 +92,19 @@ pub fn read_small(dir: BorrowedFd<'_>, rel: &Path, limit: usize) -> io::Result<V
     Ok(buf)
 }
 
+/// [`read_small`] without updating the file's atime (`O_NOATIME`: reading a cache entry
+/// to decide whether to keep it must not dirty its inode). `O_NOATIME` needs the file's owner
+/// or `CAP_FOWNER`; without them (`EPERM`) the file is read the ordinary way.
+pub fn read_small_noatime(dir: BorrowedFd<'_>, rel: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    let f = match open_regular(dir, rel, OFlags::NOATIME) {
+        Err(e) if e.raw_os_error() == Some(Errno::PERM.raw_os_error()) => open_file(dir, rel)?,
+        r => r?,
+    };
+    let mut buf = Vec::with_capacity(limit.min(4096) + 1);
+    f.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Metadata of one directory entry, not followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryStat {
@@ -103,8 +120,9 @@ pub struct EntryStat {
     pub dev: u64,
 }
 
-/// `statx(dir, name, AT_SYMLINK_NOFOLLOW)`.
-pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<EntryStat> {
+/// `statx(dir, name, AT_SYMLINK_NOFOLLOW)`. `name` is a `&CStr`, or a `&str` that rustix
+/// turns into a C string on the stack (no allocation for a short name).
+pub fn stat_at(dir: BorrowedFd<'_>, name: impl rustix::path::Arg) -> io::Result<EntryStat> {
     let st = rustix::fs::statx(
         dir,
         name,
@@ -141,6 +159,25 @@ pub fn list_names(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::CString>> {
     Ok(names)
 }
 
+/// Calls `f(name, d_type)` for every entry of the directory `dir` (without `.` and `..`),
+/// read with `getdents64`, without collecting the names. `d_type` is [`FileType::Unknown`]
+/// where the filesystem does not fill it in; callers that need the type must `statx` then.
+pub fn for_each_entry(
+    dir: BorrowedFd<'_>,
+    mut f: impl FnMut(&std::ffi::CStr, FileType) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut d = rustix::fs::Dir::read_from(dir)?;
+    while let Some(ent) = d.read() {
+        let ent = ent?;
+        let name = ent.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        f(name, ent.file_type())?;
+    }
+    Ok(())
+}
+
 /// What [`unlink_listed`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnlinkOutcome {
@@ -170,9 +207,7 @@ pub fn unlink_listed(
             format!("{name:?}: not a single file name"),
         ));
     }
-    let cname =
-        std::ffi::CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let st = match stat_at(dir, &cname) {
+    let st = match stat_at(dir, name) {
         Ok(st) => st,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(UnlinkOutcome::Gone),
         Err(e) => return Err(e),
@@ -187,7 +222,7 @@ pub fn unlink_listed(
         return Ok(UnlinkOutcome::Touched);
     }
     // unlinkat without AT_REMOVEDIR: never removes a directory, never follows a symlink.
-    match rustix::fs::unlinkat(dir, &*cname, AtFlags::empty()) {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) => Ok(UnlinkOutcome::Removed),
         Err(Errno::NOENT) => Ok(UnlinkOutcome::Gone),
         Err(e) => Err(e.into()),
@@ -288,6 +323,11 @@ mod tests {
         assert!(open_file(fd, Path::new("dirlink/outside")).is_err());
         assert!(open_file(fd, Path::new("../outside")).is_err());
         assert_eq!(read_small(fd, Path::new("file"), 3).unwrap(), b"hell");
+        assert_eq!(
+            read_small_noatime(fd, Path::new("file"), 9).unwrap(),
+            b"hello"
+        );
+        assert!(read_small_noatime(fd, Path::new("link"), 9).is_err());
 
         // A symlink is never unlinked through this API, and never followed.
         let st = stat_at(fd, c"link").unwrap();

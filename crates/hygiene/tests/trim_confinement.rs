@@ -1,7 +1,7 @@
 //! The trim executor's confinement on a hand-made cache: a symlinked `00`..`ff` directory is
 //! skipped and reported (its target untouched), a `*-d` symlink is never followed or removed,
-//! files Go does not own (`README`, other names) stay, and an entry touched after the listing
-//! is kept.
+//! files Go does not own (`README`, other names) stay, an entry touched after the listing
+//! is kept whole, and an `-a` that stays but cannot be read keeps every `-d`.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -95,16 +95,14 @@ fn an_entry_used_after_listing_is_kept_with_its_output() {
     old_file(&a, rec.to_line().as_bytes());
     old_file(&d, b"data");
 
-    // Plan from a listing, then a build uses the -a (Go's `used` refreshes its mtime)
-    // before the removal: the executor's re-check keeps it, and its -d with it.
+    // Plan from a listing (the -a is past the age cutoff, so its record is not read), then a
+    // build uses the -a (Go's `used` refreshes its mtime) before the removal: the executor's
+    // re-check keeps it, reads it, and keeps the -d it names.
     let root = goguard_fs::RootDir::open(cache).unwrap();
-    let listing = trim::list(&root).unwrap();
-    let plan = trim::plan(
-        &listing.entries,
-        None,
-        &TrimPolicy::default(),
-        SystemTime::now(),
-    );
+    let now = SystemTime::now();
+    let listing = trim::list(&root, Some(goguard_hygiene::gocache::age_cutoff(now))).unwrap();
+    assert!(listing.entries.iter().all(|e| e.action.is_none()));
+    let plan = trim::plan(&listing.entries, None, &TrimPolicy::default(), now);
     assert_eq!(plan.removals.len(), 2);
     std::fs::File::open(&a)
         .unwrap()
@@ -116,7 +114,7 @@ fn an_entry_used_after_listing_is_kept_with_its_output() {
     assert_eq!(rows[1].outcome, RemovalOutcome::KeptWithAction, "{rows:?}");
     assert!(a.exists() && d.exists());
     // Untouched, the same plan removes both.
-    let listing = trim::list(&root).unwrap();
+    let listing = trim::list(&root, None).unwrap();
     let plan = trim::plan(
         &listing.entries,
         None,
@@ -129,4 +127,46 @@ fn an_entry_used_after_listing_is_kept_with_its_output() {
         "{rows:?}"
     );
     assert!(!a.exists() && !d.exists());
+}
+
+#[test]
+fn an_action_that_stays_and_cannot_be_read_keeps_every_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path();
+    for b in 0..=255u8 {
+        std::fs::create_dir_all(cache.join(format!("{b:02x}"))).unwrap();
+    }
+    let mut paths = Vec::new();
+    for (a, o) in [(0x20, 0x21), (0x30, 0x31)] {
+        let rec = ActionRecord {
+            action: id(a),
+            output: id(o),
+            size: 4,
+            time_unix_nanos: 1,
+        };
+        let pa = cache.join(format!("{a:02x}")).join(format!("{}-a", id(a)));
+        let pd = cache.join(format!("{o:02x}")).join(format!("{}-d", id(o)));
+        old_file(&pa, rec.to_line().as_bytes());
+        old_file(&pd, b"data");
+        paths.push((pa, pd));
+    }
+    let root = goguard_fs::RootDir::open(cache).unwrap();
+    let now = SystemTime::now();
+    let listing = trim::list(&root, Some(goguard_hygiene::gocache::age_cutoff(now))).unwrap();
+    let plan = trim::plan(&listing.entries, None, &TrimPolicy::default(), now);
+    assert_eq!(plan.removals.len(), 4);
+    // The first -a becomes a symlink after the listing: it stays (never unlinked through a
+    // symlink), and what it names cannot be known without following it, so no -d goes.
+    std::fs::remove_file(&paths[0].0).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &paths[0].0).unwrap();
+    let rows = trim::apply(&listing, &plan, false);
+    let outcome = |p: &Path| {
+        let rel = p.strip_prefix(cache).unwrap().to_str().unwrap();
+        rows.iter().find(|r| r.path == rel).unwrap().outcome.clone()
+    };
+    assert_eq!(outcome(&paths[0].0), RemovalOutcome::KeptNotAFile);
+    assert_eq!(outcome(&paths[1].0), RemovalOutcome::Removed);
+    assert_eq!(outcome(&paths[0].1), RemovalOutcome::KeptWithAction);
+    assert_eq!(outcome(&paths[1].1), RemovalOutcome::KeptWithAction);
+    assert!(paths[0].1.exists() && paths[1].1.exists() && !paths[1].0.exists());
 }

@@ -1,16 +1,22 @@
 //! The trim executor: opens a GOCACHE root through goguard-fs, lists its `00`..`ff`
-//! directories (never following a symlink: a symlinked `ab` is skipped and reported), reads
-//! each `-a` record, asks [`super::plan`] what to remove, removes by `unlinkat` relative to
-//! the opened directory's fd (after checking the name is still the listed inode with the
-//! listed mtime: a build that used the entry since the listing refreshed its mtime, and the
-//! entry is kept), and writes `trim.txt` as Go's `lockedfile.Write` does.
+//! directories a few at a time (never following a symlink: a symlinked `ab` is skipped and
+//! reported), reads the `-a` records the plan needs (those of `-a` files Go's age rule keeps;
+//! an expired `-a` goes whatever it names), asks [`super::plan`] what to remove, removes by
+//! `unlinkat` relative to the opened directory's fd (after checking the name is still the
+//! listed inode with the listed mtime: a build that used the entry since the listing
+//! refreshed its mtime, and the entry is kept), and writes `trim.txt` as Go's
+//! `lockedfile.Write` does.
 //!
-//! A `-d` is removed only after every planned `-a` removal that refers to it succeeded (or
-//! found it already gone), so a skipped `-a` never loses its `-d`.
+//! Removal runs in two phases over all directories, each directory by one thread: first
+//! every `-a` and stray, then every `-d`. An `-a` may name a `-d` in any directory, so no
+//! `-d` is touched before all `-a` removals are done; an `-a` that was planned to go but
+//! stayed (used since the listing, replaced, not removable) is read again and keeps the
+//! `-d` it names. So a kept `-a` never loses its `-d`.
 //!
 //! Must never remove anything outside the `00`..`ff` directories, a directory, a symlink, or
 //! a file that was not in the listing; must never follow a symlink or cross a mount.
 
+use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -18,13 +24,13 @@ use std::time::SystemTime;
 use goguard_fs::RootDir;
 use rustix::fs::FileType;
 
-use std::collections::HashSet;
-
-use super::plan::{CacheEntry, CapOutcome, RemovalReason, TrimPlan, TrimPolicy, plan};
+use super::parallel;
+use super::plan::{CacheEntry, CapOutcome, Removal, RemovalReason, TrimPlan, TrimPolicy, plan};
 use crate::beneath::{self, UnlinkOutcome};
 use crate::error::{HygieneError, Result};
 use crate::gocache::{
-    self, ACTION_ENTRY_SIZE, ActionRecord, EntryKind, EntryName, TRIM_TXT, TrimDue,
+    self, ACTION_ENTRY_SIZE, ActionRecord, ActionRecordError, CacheId, EntryKind, EntryName,
+    TRIM_TXT, TrimDue,
 };
 
 /// What happened to one planned removal.
@@ -122,7 +128,7 @@ impl TrimReport {
 
 /// The listing of a cache's `00`..`ff` directories, with their fds kept for removal.
 pub struct Listing {
-    /// The entries.
+    /// The entries, directory by directory (`00` first), each directory in `getdents` order.
     pub entries: Vec<CacheEntry>,
     /// `dirs[b]`: the opened directory `%02x` of `b`, when it could be opened.
     dirs: Vec<Option<OwnedFd>>,
@@ -132,42 +138,38 @@ pub struct Listing {
     pub not_regular: u64,
 }
 
-/// Lists the `00`..`ff` directories of an opened cache root. Directories that do not exist are
-/// skipped silently (Go's `trimSubdir` does the same); other failures are reported.
-pub fn list(root: &RootDir) -> Result<Listing> {
+/// One directory's part of a [`Listing`].
+struct DirListing {
+    fd: Option<OwnedFd>,
+    entries: Vec<CacheEntry>,
+    skipped: Option<SkippedDir>,
+    not_regular: u64,
+}
+
+/// Lists the `00`..`ff` directories of an opened cache root, [`parallel::workers`]
+/// directories at a time. Directories that do not exist are skipped silently (Go's
+/// `trimSubdir` does the same); other failures are reported.
+///
+/// `-a` records are read, except for `-a` files whose mtime is before `skip_records_before`:
+/// pass Go's age cutoff when the age rule applies (it removes them whatever they say, see
+/// [`super::plan`]), `None` to read every record (a cap-only trim reads them all anyway).
+pub fn list(root: &RootDir, skip_records_before: Option<SystemTime>) -> Result<Listing> {
+    let per_dir = parallel::run_in_order(256, parallel::workers(), |b| {
+        list_one(root, b as u8, skip_records_before)
+    });
     let mut listing = Listing {
-        entries: Vec::new(),
+        entries: Vec::with_capacity(per_dir.iter().map(|d| d.entries.len()).sum()),
         dirs: Vec::with_capacity(256),
         skipped_dirs: Vec::new(),
         not_regular: 0,
     };
     let mut found = 0;
-    for b in 0..=255u8 {
-        let name = format!("{b:02x}");
-        let fd = match root.open_dir(&name) {
-            Ok(fd) => fd,
-            Err(e) if e.is_not_found() => {
-                listing.dirs.push(None);
-                continue;
-            }
-            Err(e) => {
-                listing.skipped_dirs.push(SkippedDir {
-                    dir: name,
-                    error: e.to_string(),
-                });
-                listing.dirs.push(None);
-                continue;
-            }
-        };
-        found += 1;
-        match list_dir(b, &fd, &mut listing) {
-            Ok(()) => {}
-            Err(e) => listing.skipped_dirs.push(SkippedDir {
-                dir: name,
-                error: e.to_string(),
-            }),
-        }
-        listing.dirs.push(Some(fd));
+    for d in per_dir {
+        found += usize::from(d.fd.is_some());
+        listing.entries.extend(d.entries);
+        listing.dirs.push(d.fd);
+        listing.skipped_dirs.extend(d.skipped);
+        listing.not_regular += d.not_regular;
     }
     if found == 0 && listing.skipped_dirs.is_empty() {
         return Err(HygieneError::NotAGoCache {
@@ -177,33 +179,72 @@ pub fn list(root: &RootDir) -> Result<Listing> {
     Ok(listing)
 }
 
-fn list_dir(b: u8, fd: &OwnedFd, listing: &mut Listing) -> std::io::Result<()> {
-    for cname in beneath::list_names(fd.as_fd())? {
-        let Ok(name) = cname.to_str() else { continue };
+fn list_one(root: &RootDir, b: u8, skip_records_before: Option<SystemTime>) -> DirListing {
+    let name = format!("{b:02x}");
+    let mut d = DirListing {
+        fd: None,
+        entries: Vec::new(),
+        skipped: None,
+        not_regular: 0,
+    };
+    match root.open_dir(&name) {
+        Ok(fd) => {
+            if let Err(e) = list_dir(b, &fd, skip_records_before, &mut d) {
+                d.skipped = Some(SkippedDir {
+                    dir: name,
+                    error: e.to_string(),
+                });
+            }
+            d.fd = Some(fd);
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            d.skipped = Some(SkippedDir {
+                dir: name,
+                error: e.to_string(),
+            })
+        }
+    }
+    d
+}
+
+fn list_dir(
+    b: u8,
+    fd: &OwnedFd,
+    skip_records_before: Option<SystemTime>,
+    d: &mut DirListing,
+) -> std::io::Result<()> {
+    beneath::for_each_entry(fd.as_fd(), |cname, d_type| {
+        let Ok(name) = cname.to_str() else {
+            return Ok(());
+        };
         let class = gocache::classify_name(b, name);
         if class == EntryName::Other {
-            continue;
+            return Ok(());
         }
-        let st = match beneath::stat_at(fd.as_fd(), &cname) {
+        // d_type spares the statx of what is certainly not a regular file.
+        if !matches!(d_type, FileType::RegularFile | FileType::Unknown) {
+            d.not_regular += 1;
+            return Ok(());
+        }
+        let st = match beneath::stat_at(fd.as_fd(), cname) {
             Ok(st) => st,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         if st.kind != FileType::RegularFile {
-            listing.not_regular += 1;
-            continue;
+            d.not_regular += 1;
+            return Ok(());
         }
+        let skip = skip_records_before.is_some_and(|cut| st.mtime < cut);
         let action = match class {
-            EntryName::Entry(_, EntryKind::Action) => Some(
-                match beneath::read_small(fd.as_fd(), Path::new(name), ACTION_ENTRY_SIZE) {
-                    Ok(bytes) => ActionRecord::parse(&bytes),
-                    // Vanished or unreadable: Go would miss on it too.
-                    Err(_) => Err(gocache::ActionRecordError::Unreadable),
-                },
-            ),
+            // Vanished or unreadable: Go would miss on it too.
+            EntryName::Entry(_, EntryKind::Action) if !skip => {
+                Some(read_record(fd, name).unwrap_or(Err(ActionRecordError::Unreadable)))
+            }
             _ => None,
         };
-        listing.entries.push(CacheEntry {
+        d.entries.push(CacheEntry {
             dir: b,
             name: name.to_string(),
             size: st.size,
@@ -211,8 +252,18 @@ fn list_dir(b: u8, fd: &OwnedFd, listing: &mut Listing) -> std::io::Result<()> {
             ino: st.ino,
             action,
         });
-    }
-    Ok(())
+        Ok(())
+    })
+}
+
+/// Reads and parses the `-a` file `name` in `dir` (at most one byte more than a record, as
+/// Go's `get` does), leaving its atime alone.
+fn read_record(
+    dir: &OwnedFd,
+    name: &str,
+) -> std::io::Result<std::result::Result<ActionRecord, ActionRecordError>> {
+    let bytes = beneath::read_small_noatime(dir.as_fd(), Path::new(name), ACTION_ENTRY_SIZE)?;
+    Ok(ActionRecord::parse(&bytes))
 }
 
 /// Trims the GOCACHE at `root_path` by Go's rules and `policy`'s cap, at time `now`.
@@ -247,7 +298,11 @@ pub fn execute(root_path: &Path, policy: &TrimPolicy, now: SystemTime) -> Result
         return Ok(report);
     }
 
-    let listing = list(&root)?;
+    // Go's age rule removes every `-a` older than the cutoff whatever it names: only the
+    // records of the others are needed (to keep the `-d` files they refer to).
+    let age_trim = due.is_due() || policy.force;
+    let skip_records_before = age_trim.then(|| gocache::age_cutoff(now));
+    let listing = list(&root, skip_records_before)?;
     let plan = plan(&listing.entries, trim_txt.as_deref(), policy, now);
     report.scanned = true;
     report.age_trim = plan.age_trim;
@@ -280,45 +335,123 @@ pub fn execute(root_path: &Path, policy: &TrimPolicy, now: SystemTime) -> Result
 }
 
 /// Carries out `plan`'s removals in the directories of `listing` (the listing the plan was
-/// made from): `-a` and strays first, then each `-d` only if all the `-a` removals it waits
-/// for left their file gone. Every file is re-checked (same inode, same mtime, still a
-/// regular file) right before its `unlinkat`. In a dry run nothing is touched and every row is
-/// [`RemovalOutcome::Planned`].
+/// made from), [`parallel::workers`] directories at a time, in two phases:
+/// 1. `-a` and stray files, in every directory;
+/// 2. `-d` files, in every directory, except those named by an `-a` that phase 1 planned to
+///    remove but left in place (used, replaced or not removable since the listing): those
+///    are read again now and their `-d` is kept with them ([`RemovalOutcome::KeptWithAction`]).
+///    An `-a` like that which cannot be read (other than gone) keeps every `-d` of the plan.
+///
+/// Every file is re-checked (same inode, same mtime, still a regular file) right before its
+/// `unlinkat` relative to its directory's fd. The rows come back in the plan's order. In a
+/// dry run nothing is touched and every row is [`RemovalOutcome::Planned`].
 pub fn apply(listing: &Listing, plan: &TrimPlan, dry_run: bool) -> Vec<RemovalRow> {
-    let mut gone: HashSet<String> = HashSet::new();
-    let mut rows = Vec::with_capacity(plan.removals.len());
-    for r in &plan.removals {
-        let path = r.rel_path();
-        let outcome = if dry_run {
-            RemovalOutcome::Planned
-        } else if !r.after_actions.iter().all(|a| gone.contains(a)) {
-            RemovalOutcome::KeptWithAction
-        } else {
-            match listing
-                .dirs
-                .get(usize::from(r.dir))
-                .and_then(Option::as_ref)
-            {
-                None => RemovalOutcome::Failed("directory not open".to_string()),
-                Some(fd) => match beneath::unlink_listed(fd.as_fd(), &r.name, r.ino, r.mtime) {
-                    Ok(UnlinkOutcome::Removed) => RemovalOutcome::Removed,
-                    Ok(UnlinkOutcome::Gone) => RemovalOutcome::AlreadyGone,
-                    Ok(UnlinkOutcome::Touched) => RemovalOutcome::KeptUsed,
-                    Ok(UnlinkOutcome::Replaced) => RemovalOutcome::KeptReplaced,
-                    Ok(UnlinkOutcome::NotAFile) => RemovalOutcome::KeptNotAFile,
-                    Err(e) => RemovalOutcome::Failed(e.to_string()),
-                },
-            }
-        };
-        if outcome.is_gone() {
-            gone.insert(path.clone());
-        }
-        rows.push(RemovalRow {
-            path,
-            size: r.size,
-            reason: r.reason,
-            outcome,
-        });
+    let row = |r: &Removal, outcome: RemovalOutcome| RemovalRow {
+        path: r.rel_path(),
+        size: r.size,
+        reason: r.reason,
+        outcome,
+    };
+    if dry_run {
+        return plan
+            .removals
+            .iter()
+            .map(|r| row(r, RemovalOutcome::Planned))
+            .collect();
     }
-    rows
+    // Removal indexes per phase and directory; `-d` files with their id.
+    let mut first: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    let mut outputs: Vec<Vec<(usize, CacheId)>> = vec![Vec::new(); 256];
+    for (i, r) in plan.removals.iter().enumerate() {
+        match gocache::classify_name(r.dir, &r.name) {
+            EntryName::Entry(id, EntryKind::Output) => outputs[usize::from(r.dir)].push((i, id)),
+            _ => first[usize::from(r.dir)].push(i),
+        }
+    }
+    let mut outcomes: Vec<Option<RemovalOutcome>> = vec![None; plan.removals.len()];
+    let workers = parallel::workers();
+
+    // Phase 1: -a and strays.
+    let done = parallel::run_in_order(256, workers, |b| {
+        first[b]
+            .iter()
+            .map(|&i| (i, unlink(listing, &plan.removals[i])))
+            .collect::<Vec<_>>()
+    });
+    for (i, outcome) in done.into_iter().flatten() {
+        outcomes[i] = Some(outcome);
+    }
+
+    // The outputs of the -a files that stayed after all.
+    let mut keep_outputs: HashSet<CacheId> = HashSet::new();
+    let mut keep_every_output = false;
+    for &i in first.iter().flatten() {
+        let r = &plan.removals[i];
+        if outcomes[i].as_ref().is_some_and(RemovalOutcome::is_gone) {
+            continue;
+        }
+        let EntryName::Entry(id, EntryKind::Action) = gocache::classify_name(r.dir, &r.name) else {
+            continue; // a stray: Go never reads it
+        };
+        let Some(fd) = listing
+            .dirs
+            .get(usize::from(r.dir))
+            .and_then(Option::as_ref)
+        else {
+            keep_every_output = true;
+            continue;
+        };
+        match read_record(fd, &r.name) {
+            Ok(Ok(rec)) if rec.action == id => {
+                keep_outputs.insert(rec.output);
+            }
+            // Go would not use it: it needs no output.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => keep_every_output = true,
+        }
+    }
+
+    // Phase 2: -d files.
+    let done = parallel::run_in_order(256, workers, |b| {
+        outputs[b]
+            .iter()
+            .map(|&(i, id)| {
+                let outcome = if keep_every_output || keep_outputs.contains(&id) {
+                    RemovalOutcome::KeptWithAction
+                } else {
+                    unlink(listing, &plan.removals[i])
+                };
+                (i, outcome)
+            })
+            .collect::<Vec<_>>()
+    });
+    for (i, outcome) in done.into_iter().flatten() {
+        outcomes[i] = Some(outcome);
+    }
+
+    plan.removals
+        .iter()
+        .zip(outcomes)
+        .map(|(r, outcome)| row(r, outcome.expect("every removal was tried")))
+        .collect()
+}
+
+/// Removes one planned file if it is still the listed one.
+fn unlink(listing: &Listing, r: &Removal) -> RemovalOutcome {
+    let Some(fd) = listing
+        .dirs
+        .get(usize::from(r.dir))
+        .and_then(Option::as_ref)
+    else {
+        return RemovalOutcome::Failed("directory not open".to_string());
+    };
+    match beneath::unlink_listed(fd.as_fd(), &r.name, r.ino, r.mtime) {
+        Ok(UnlinkOutcome::Removed) => RemovalOutcome::Removed,
+        Ok(UnlinkOutcome::Gone) => RemovalOutcome::AlreadyGone,
+        Ok(UnlinkOutcome::Touched) => RemovalOutcome::KeptUsed,
+        Ok(UnlinkOutcome::Replaced) => RemovalOutcome::KeptReplaced,
+        Ok(UnlinkOutcome::NotAFile) => RemovalOutcome::KeptNotAFile,
+        Err(e) => RemovalOutcome::Failed(e.to_string()),
+    }
 }

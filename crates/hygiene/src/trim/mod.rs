@@ -1,9 +1,11 @@
 //! GOCACHE trimming by Go's own rules, with an optional size cap.
 //!
 //! - [`plan`] (pure): listing + `trim.txt` + now → [`TrimPlan`].
-//! - [`execute`]: read `trim.txt`, [`list`] through fds, [`plan`], [`apply`] (remove), write
-//!   `trim.txt` → [`TrimReport`]. [`list`] and [`apply`] are public so a caller can show a
-//!   plan (dry run) and carry out exactly that plan.
+//! - [`execute`]: read `trim.txt`, [`list`] through fds (2–4 directories at a time; only the
+//!   `-a` records the plan needs), [`plan`], [`apply`] (remove: every `-a` first, then the
+//!   `-d` files, directories in parallel), write `trim.txt` → [`TrimReport`]. [`list`] and
+//!   [`apply`] are public so a caller can show a plan (dry run) and carry out exactly that
+//!   plan.
 //!
 //! # Is it safe to delete an entry a concurrent build is using?
 //! Yes for the cache, with one narrow window for the build; this is what Go's own source
@@ -35,6 +37,7 @@
 //!   one Go's own trim has.
 
 mod execute;
+mod parallel;
 mod plan;
 
 pub use execute::{

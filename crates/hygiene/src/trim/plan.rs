@@ -26,8 +26,12 @@
 //!    may be a `Put` in progress (`put` writes `-d` first, then `-a`). So the cap may stay
 //!    unmet ([`CapOutcome::met`] false) rather than remove what a build may be using.
 //!
+//! Only the records of `-a` files that are kept by the age rule matter: an expired `-a` goes
+//! whatever it names, and a `-d` is kept for the `-a` files that stay. So the executor reads
+//! only those (see [`super::list`]); the plan is the same as with every record read.
+//!
 //! The planner must never plan the removal of something that is not in the listing, nor a
-//! `-d` that a kept `-a` refers to.
+//! `-d` that a kept `-a` refers to (nor any `-d` while a kept `-a` was listed unread).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -49,7 +53,9 @@ pub struct CacheEntry {
     pub mtime: SystemTime,
     /// Its inode number, so the executor can check it removes the file it listed.
     pub ino: u64,
-    /// For `-a` names: the parsed content, or why Go would not use it. `None` otherwise.
+    /// For `-a` names: the parsed content, or why Go would not use it. `None` for other
+    /// names, and for an `-a` listed without reading it because Go's age rule removes it
+    /// whatever it says (see [`super::list`]); [`plan`] then needs no record from it.
     pub action: Option<Result<ActionRecord, ActionRecordError>>,
 }
 
@@ -128,9 +134,6 @@ pub struct Removal {
     pub ino: u64,
     /// Why.
     pub reason: RemovalReason,
-    /// For a `-d`: the planned `-a` removals (rel paths) that refer to it. The executor
-    /// removes the `-d` only if all of them are gone, so a skipped `-a` keeps its `-d`.
-    pub after_actions: Vec<String>,
 }
 
 impl Removal {
@@ -182,11 +185,13 @@ impl TrimPlan {
 }
 
 /// What the planner knows about one listed entry.
+#[derive(Clone, Copy)]
 struct Slot {
     kind: SlotKind,
     removed: Option<RemovalReason>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum SlotKind {
     /// A usable `-a`; `output` indexes the `-d` in the listing, if any.
     Action {
@@ -194,12 +199,21 @@ enum SlotKind {
     },
     /// An `-a` Go would not use.
     InvalidAction,
+    /// An `-a` whose record was not read (see [`CacheEntry::action`]): what it refers to is
+    /// unknown, so while it is kept no `-d` may go.
+    UnreadAction,
     Output,
     Stray,
+    /// Not Go's: left out entirely.
+    Other,
 }
 
 /// Plans a trim of one cache: `entries` is the listing of its `00`..`ff` directories,
 /// `trim_txt` the content of its `trim.txt` (`None` when absent), `now` the time of the trim.
+///
+/// An `-a` listed without its record (`action: None`) is fine when the age rule removes it
+/// (its mtime is before the cutoff and the age rule applies): its content does not change
+/// the plan. Should one be kept, its output is unknown and no `-d` is removed at all.
 pub fn plan(
     entries: &[CacheEntry],
     trim_txt: Option<&[u8]>,
@@ -214,48 +228,49 @@ pub fn plan(
         .unwrap_or(SystemTime::UNIX_EPOCH);
 
     // Classify; `Other` names are not Go's and are left out entirely.
+    let classes: Vec<EntryName> = entries
+        .iter()
+        .map(|e| gocache::classify_name(e.dir, &e.name))
+        .collect();
     let mut outputs: HashMap<CacheId, usize> = HashMap::new();
-    let mut idx: Vec<usize> = Vec::new();
-    let mut classes: Vec<(EntryName, usize)> = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        let class = gocache::classify_name(e.dir, &e.name);
-        if class == EntryName::Other {
-            continue;
-        }
-        if let EntryName::Entry(id, EntryKind::Output) = class {
+    for (i, class) in classes.iter().enumerate() {
+        if let EntryName::Entry(id, EntryKind::Output) = *class {
             outputs.insert(id, i);
         }
-        classes.push((class, i));
-        idx.push(i);
     }
-    let mut slots: HashMap<usize, Slot> = HashMap::with_capacity(classes.len());
-    for &(class, i) in &classes {
-        let kind = match class {
-            EntryName::Entry(id, EntryKind::Action) => match &entries[i].action {
-                Some(Ok(rec)) if rec.action == id => SlotKind::Action {
-                    output: outputs.get(&rec.output).copied(),
+    let mut slots: Vec<Slot> = entries
+        .iter()
+        .zip(&classes)
+        .map(|(e, class)| {
+            let kind = match *class {
+                EntryName::Other => SlotKind::Other,
+                EntryName::Entry(id, EntryKind::Action) => match &e.action {
+                    Some(Ok(rec)) if rec.action == id => SlotKind::Action {
+                        output: outputs.get(&rec.output).copied(),
+                    },
+                    Some(_) => SlotKind::InvalidAction,
+                    None => SlotKind::UnreadAction,
                 },
-                _ => SlotKind::InvalidAction,
-            },
-            EntryName::Entry(_, EntryKind::Output) => SlotKind::Output,
-            _ => SlotKind::Stray,
-        };
-        slots.insert(
-            i,
+                EntryName::Entry(_, EntryKind::Output) => SlotKind::Output,
+                EntryName::Stray => SlotKind::Stray,
+            };
             Slot {
                 kind,
                 removed: None,
-            },
-        );
-    }
+            }
+        })
+        .collect();
+    let idx: Vec<usize> = (0..entries.len())
+        .filter(|&i| slots[i].kind != SlotKind::Other)
+        .collect();
 
     // 1 + 2: actions and strays by age, then unusable actions past the grace.
     for &i in &idx {
         let e = &entries[i];
-        let slot = slots.get_mut(&i).expect("slot");
+        let slot = &mut slots[i];
         let expired = age_trim && e.mtime < cutoff;
         slot.removed = match slot.kind {
-            SlotKind::Output => None,
+            SlotKind::Output | SlotKind::Other => None,
             _ if expired => Some(RemovalReason::Expired),
             SlotKind::InvalidAction if e.mtime < grace_cut => Some(RemovalReason::InvalidAction),
             SlotKind::Action { output: None } if e.mtime < grace_cut => {
@@ -264,24 +279,25 @@ pub fn plan(
             _ => None,
         };
     }
-    // Reference counts of outputs by kept actions.
-    let mut refs: HashMap<usize, u32> = HashMap::new();
+    // Reference counts of outputs by kept actions; a kept unread action refers to anything.
+    let mut refs: Vec<u32> = vec![0; entries.len()];
+    let mut unknown_refs = false;
     for &i in &idx {
-        let s = &slots[&i];
-        if let (SlotKind::Action { output: Some(o) }, None) = (&s.kind, s.removed) {
-            *refs.entry(*o).or_default() += 1;
+        match (slots[i].kind, slots[i].removed) {
+            (SlotKind::Action { output: Some(o) }, None) => refs[o] += 1,
+            (SlotKind::UnreadAction, None) => unknown_refs = true,
+            _ => {}
         }
     }
+    let unreferenced = |refs: &[u32], i: usize| !unknown_refs && refs[i] == 0;
     // Outputs: removed by age only when no kept action refers to them.
     for &i in &idx {
-        let e = &entries[i];
-        let slot = slots.get_mut(&i).expect("slot");
-        if matches!(slot.kind, SlotKind::Output)
+        if slots[i].kind == SlotKind::Output
             && age_trim
-            && e.mtime < cutoff
-            && refs.get(&i).copied().unwrap_or(0) == 0
+            && entries[i].mtime < cutoff
+            && unreferenced(&refs, i)
         {
-            slot.removed = Some(RemovalReason::Expired);
+            slots[i].removed = Some(RemovalReason::Expired);
         }
     }
 
@@ -289,7 +305,7 @@ pub fn plan(
     let bytes_before: u64 = idx.iter().map(|&i| size_of(i)).sum();
     let mut kept_bytes: u64 = idx
         .iter()
-        .filter(|i| slots[i].removed.is_none())
+        .filter(|&&i| slots[i].removed.is_none())
         .map(|&i| size_of(i))
         .sum();
 
@@ -302,12 +318,11 @@ pub fn plan(
             let mut orphans: Vec<usize> = idx
                 .iter()
                 .copied()
-                .filter(|i| {
-                    let s = &slots[i];
-                    matches!(s.kind, SlotKind::Output)
-                        && s.removed.is_none()
-                        && refs.get(i).copied().unwrap_or(0) == 0
-                        && entries[*i].mtime < grace_cut
+                .filter(|&i| {
+                    slots[i].kind == SlotKind::Output
+                        && slots[i].removed.is_none()
+                        && unreferenced(&refs, i)
+                        && entries[i].mtime < grace_cut
                 })
                 .collect();
             orphans.sort_by(by_age);
@@ -315,17 +330,16 @@ pub fn plan(
                 if kept_bytes <= max_bytes {
                     break;
                 }
-                slots.get_mut(&i).expect("slot").removed = Some(RemovalReason::UnreferencedOutput);
+                slots[i].removed = Some(RemovalReason::UnreferencedOutput);
                 kept_bytes -= size_of(i);
             }
             let mut units: Vec<usize> = idx
                 .iter()
                 .copied()
-                .filter(|i| {
-                    let s = &slots[i];
-                    !matches!(s.kind, SlotKind::Output)
-                        && s.removed.is_none()
-                        && entries[*i].mtime < grace_cut
+                .filter(|&i| {
+                    slots[i].kind != SlotKind::Output
+                        && slots[i].removed.is_none()
+                        && entries[i].mtime < grace_cut
                 })
                 .collect();
             units.sort_by(by_age);
@@ -333,18 +347,15 @@ pub fn plan(
                 if kept_bytes <= max_bytes {
                     break;
                 }
-                let slot = slots.get_mut(&i).expect("slot");
-                slot.removed = Some(RemovalReason::Evicted);
+                slots[i].removed = Some(RemovalReason::Evicted);
                 kept_bytes -= size_of(i);
-                if let SlotKind::Action { output: Some(o) } = slot.kind {
-                    let n = refs.get_mut(&o).expect("counted");
-                    *n -= 1;
-                    let out = slots.get_mut(&o).expect("slot");
-                    if *n == 0 && out.removed.is_none() {
+                if let SlotKind::Action { output: Some(o) } = slots[i].kind {
+                    refs[o] -= 1;
+                    if unreferenced(&refs, o) && slots[o].removed.is_none() {
                         // The last kept action referring to it is gone: the entry goes whole,
                         // even if the output itself was used within the grace (it is now
                         // unreachable: only action entries lead to outputs).
-                        out.removed = Some(RemovalReason::Evicted);
+                        slots[o].removed = Some(RemovalReason::Evicted);
                         kept_bytes -= size_of(o);
                     }
                 }
@@ -356,36 +367,28 @@ pub fn plan(
         }
     });
 
-    // Removals: actions and strays first, then outputs with the removed actions they wait for.
-    let mut waiting: HashMap<usize, Vec<String>> = HashMap::new();
-    for &i in &idx {
-        let s = &slots[&i];
-        if let (SlotKind::Action { output: Some(o) }, Some(_)) = (&s.kind, s.removed) {
-            waiting.entry(*o).or_default().push(entries[i].rel_path());
-        }
-    }
-    let mut removals = Vec::new();
-    let mut outs = Vec::new();
-    for &i in &idx {
-        let s = &slots[&i];
-        let Some(reason) = s.removed else { continue };
+    // Removals: actions and strays first, then outputs.
+    let removal = |i: usize, reason: RemovalReason| {
         let e = &entries[i];
-        let r = Removal {
+        Removal {
             dir: e.dir,
             name: e.name.clone(),
             size: e.size,
             mtime: e.mtime,
             ino: e.ino,
             reason,
-            after_actions: waiting.remove(&i).unwrap_or_default(),
-        };
-        if matches!(s.kind, SlotKind::Output) {
-            outs.push(r);
-        } else {
-            removals.push(r);
+        }
+    };
+    let mut removals = Vec::new();
+    for output_pass in [false, true] {
+        for &i in &idx {
+            if let Some(reason) = slots[i].removed
+                && (slots[i].kind == SlotKind::Output) == output_pass
+            {
+                removals.push(removal(i, reason));
+            }
         }
     }
-    removals.extend(outs);
 
     let entries_before = idx.len() as u64;
     TrimPlan {
@@ -528,7 +531,6 @@ mod tests {
                 (entries[1].rel_path(), RemovalReason::Expired),
             ]
         );
-        assert_eq!(p.removals[1].after_actions, vec![entries[0].rel_path()]);
         assert_whole(&entries, &p);
     }
 
@@ -539,6 +541,40 @@ mod tests {
         let p = plan(&entries, None, &TrimPolicy::default(), now());
         assert!(p.removals.is_empty());
         assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn unread_actions_are_fine_when_expired_and_block_outputs_when_kept() {
+        let unread = |mut e: CacheEntry| {
+            e.action = None;
+            e
+        };
+        // Expired and unread: the same plan as with its record.
+        let entries = vec![
+            action(1, 2, 10, 30 * DAY),
+            output(2, 10, 30 * DAY),
+            action(3, 4, 10, DAY),
+            output(4, 10, 30 * DAY),
+        ];
+        let full = plan(&entries, None, &TrimPolicy::default(), now());
+        let mut partly = entries.clone();
+        partly[0] = unread(partly[0].clone());
+        assert_eq!(plan(&partly, None, &TrimPolicy::default(), now()), full);
+        assert_eq!(full.removals.len(), 2);
+        // Kept and unread (a caller that did not read what it had to): what it names is
+        // unknown, so no output goes, by age or by the cap.
+        partly[2] = unread(partly[2].clone());
+        let p = plan(&partly, None, &TrimPolicy::default(), now());
+        assert_eq!(
+            names(&p),
+            vec![(entries[0].rel_path(), RemovalReason::Expired)]
+        );
+        let capped = TrimPolicy {
+            max_bytes: Some(0),
+            ..TrimPolicy::default()
+        };
+        let p = plan(&partly, None, &capped, now());
+        assert!(p.removals.iter().all(|r| r.name.ends_with("-a")), "{p:?}");
     }
 
     #[test]
