@@ -395,6 +395,7 @@ mod tests {
                     from: 0o777,
                     set: 0,
                     clear: 0o002,
+                    dir: false,
                 },
             ),
         ];

@@ -331,7 +331,7 @@ fn new_action(path: PathBuf, op: &Operation) -> Action {
                 gid.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
             ),
         ),
-        Operation::Chmod { mode } => ("chmod", format!("{mode:04o}")),
+        Operation::Chmod { set, clear } => ("chmod", mode_change(*set, *clear)),
         Operation::SetAcl { spec } => ("setfacl -m", spec.clone()),
         Operation::RemoveAclEntry { spec } => ("setfacl -x", spec.clone()),
         Operation::Relabel { context } => ("relabel", context.clone()),
@@ -371,14 +371,29 @@ fn apply_to(
         return action;
     }
     let result: Result<bool, String> = match op {
-        Operation::Chown { uid, gid } => entry
-            .chown(*uid, *gid)
-            .map(|o| changed(&o))
-            .map_err(|e| e.to_string()),
-        Operation::Chmod { mode } => entry
-            .chmod(*mode)
-            .map(|o| changed(&o))
-            .map_err(|e| e.to_string()),
+        Operation::Chown { uid, gid } => match entry.chown(*uid, *gid) {
+            Ok(Outcome::Changed { after, .. }) => {
+                action.after = format!("{}:{}", after.uid, after.gid);
+                let mode_now = entry.meta().mode;
+                if mode_now != meta.mode {
+                    // The kernel and goguard-fs dropped setuid/setgid with the owner.
+                    action.after += &format!(" (mode {:04o} → {mode_now:04o})", meta.mode);
+                }
+                Ok(true)
+            }
+            Ok(Outcome::AlreadyCompliant) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        },
+        Operation::Chmod { set, clear } => match entry.change_mode(*set, *clear) {
+            Ok(Outcome::Changed { before, after }) => {
+                // The journal keeps the real modes, read from the fd around the change.
+                action.before = format!("{before:04o}");
+                action.after = format!("{after:04o}");
+                Ok(true)
+            }
+            Ok(Outcome::AlreadyCompliant) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        },
         Operation::Relabel { context } => entry
             .set_label(context)
             .map(|o| changed(&o))
@@ -400,6 +415,18 @@ fn apply_to(
         Err(e) => action.error = Some(e),
     }
     action
+}
+
+/// `chmod`'s symbolic form of a relative change, e.g. `+0060 -6002`.
+fn mode_change(set: u32, clear: u32) -> String {
+    let mut parts = Vec::new();
+    if set != 0 {
+        parts.push(format!("+{set:04o}"));
+    }
+    if clear != 0 {
+        parts.push(format!("-{clear:04o}"));
+    }
+    parts.join(" ")
 }
 
 fn changed<T>(o: &Outcome<T>) -> bool {

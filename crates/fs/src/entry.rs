@@ -374,7 +374,46 @@ impl Entry {
         .map_err(|e| self.err(Op::Chown, e))?;
         // chown may also clear setuid/setgid: the next operation re-reads the metadata.
         (self.meta.uid, self.meta.gid) = (after.uid, after.gid);
+        self.drop_setid_after_chown()?;
         Ok(Outcome::Changed { before, after })
+    }
+
+    /// After a change of owner or group of anything but a directory or symlink: no
+    /// setuid/setgid bit survives. The kernel clears setuid always, but keeps setgid
+    /// without group-exec (a later `g+x` would arm it), so whatever is left is cleared
+    /// here: a file handed to root or to a group never carries a bit its previous owner
+    /// chose (docs/SECURITY.md).
+    fn drop_setid_after_chown(&mut self) -> Result<()> {
+        if self.meta.is_dir() || self.meta.is_symlink() {
+            return Ok(());
+        }
+        self.refresh()?;
+        self.fresh = false;
+        let mode = self.meta.mode;
+        if mode & 0o6000 == 0 {
+            return Ok(());
+        }
+        let res = match self.io_fd() {
+            Some(fd) => rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & !0o6000)),
+            None => rustix::fs::chmodat(
+                rustix::fs::CWD,
+                self.proc_path(),
+                Mode::from_raw_mode(mode & !0o6000),
+                AtFlags::empty(),
+            ),
+        };
+        res.map_err(|e| self.err(Op::Chmod, e))?;
+        self.refresh()?;
+        self.fresh = false;
+        Ok(())
+    }
+
+    /// Sets `set` and clears `clear` on the mode the entry has now (re-read from its fd,
+    /// so after a chown of the same plan), i.e. `chmod` to `(now & !clear) | set`.
+    pub fn change_mode(&mut self, set: u32, clear: u32) -> Result<Outcome<u32>> {
+        self.refresh()?;
+        let mode = (self.meta.mode & !clear) | (set & !clear);
+        self.chmod(mode)
     }
 
     /// Sets the permission bits (`mode & 0o7777`). Refused on symlinks.

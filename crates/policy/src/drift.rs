@@ -179,14 +179,18 @@ pub enum Remedy {
         /// New group.
         gid: Option<u32>,
     },
-    /// Set and clear permission bits, starting from `from`.
+    /// Set and clear permission bits. The executor applies them to the mode the entry has
+    /// when the change is made (after a chown, which may have cleared setuid/setgid), never
+    /// to `from`.
     ModeBits {
-        /// The observed mode.
+        /// The observed mode (for display and prediction only).
         from: u32,
         /// Bits to set.
         set: u32,
         /// Bits to clear.
         clear: u32,
+        /// The entry is a directory (setuid/setgid on a directory grant nothing on exec).
+        dir: bool,
     },
     /// `setfacl -m SPEC`.
     SetAcl(String),
@@ -375,6 +379,7 @@ pub fn evaluate(root: &CacheRoot, obs: &Observed) -> Vec<Finding> {
                 from: obs.mode,
                 set: missing,
                 clear: extra,
+                dir: is_dir,
             }),
         ));
     }
@@ -393,6 +398,7 @@ pub fn evaluate(root: &CacheRoot, obs: &Observed) -> Vec<Finding> {
                 from: obs.mode,
                 set: 0,
                 clear: 0o002,
+                dir: is_dir,
             }),
         ));
     }

@@ -2,8 +2,14 @@
 //! each saying which findings it fixes, and the findings that are only reported.
 //!
 //! Per path, operations come in this order: `Chown` (one, merged; it may clear setuid/setgid
-//! bits, so it goes before the mode), `Chmod` (one, all mode remedies merged from the
-//! observed mode), ACL edits (setfacl recomputes the mask, so after the mode), `Relabel`.
+//! bits, so it goes before the mode), `Chmod` (one, all mode remedies merged into bits to set
+//! and clear, applied to the mode the entry has *after* the chown), ACL edits (setfacl
+//! recomputes the mask, so after the mode), `Relabel`.
+//!
+//! Privilege rule (docs/SECURITY.md): a chmod never restores a setuid/setgid bit that a chown
+//! cleared. On a non-directory whose owner or group is changed, the chmod clears `0o6000` and
+//! never sets it, whatever the mode rules ask: goguardd hands files to root or to a group, and
+//! a setuid bit chosen by whoever owned the file before must not survive that.
 //! A finding whose class is `auto` but that has no remedy (or whose path is quarantined by
 //! the loop guard, which the daemon checks) is reported instead. Planning is idempotent:
 //! a compliant entry has no findings, hence no operations, and every operation sets a
@@ -16,6 +22,9 @@ use crate::config::HealAction;
 use crate::drift::{DriftKind, Finding, Remedy};
 use crate::roots::HealPolicy;
 
+/// The setuid and setgid bits.
+pub const SETID: u32 = 0o6000;
+
 /// One change to one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -26,10 +35,13 @@ pub enum Operation {
         /// New group.
         gid: Option<u32>,
     },
-    /// `fchmod` to these permission bits (`0o7777`).
+    /// `fchmod` to `(mode now & !clear) | set`, where "mode now" is read from the entry's fd
+    /// when the change is made (after any chown of the same plan).
     Chmod {
-        /// The full new mode.
-        mode: u32,
+        /// Permission bits to set.
+        set: u32,
+        /// Permission bits to clear (wins over nothing: `set` and `clear` never overlap).
+        clear: u32,
     },
     /// `setfacl -m SPEC` (numeric ids, concrete permissions; `d:` for the default ACL).
     SetAcl {
@@ -80,7 +92,7 @@ pub fn plan(findings: &[Finding], heal: &HealPolicy) -> RepairPlan {
     #[derive(Default)]
     struct PerPath {
         chown: Option<(Option<u32>, Option<u32>, Vec<DriftKind>)>,
-        chmod: Option<(u32, u32, u32, Vec<DriftKind>)>,
+        chmod: Option<(u32, u32, u32, bool, Vec<DriftKind>)>,
         acl: Vec<(Operation, DriftKind)>,
         relabel: Option<(String, DriftKind)>,
     }
@@ -107,11 +119,16 @@ pub fn plan(findings: &[Finding], heal: &HealPolicy) -> RepairPlan {
                 c.1 = c.1.or(*gid);
                 c.2.push(f.kind);
             }
-            Remedy::ModeBits { from, set, clear } => {
-                let m = p.chmod.get_or_insert((*from, 0, 0, Vec::new()));
+            Remedy::ModeBits {
+                from,
+                set,
+                clear,
+                dir,
+            } => {
+                let m = p.chmod.get_or_insert((*from, 0, 0, *dir, Vec::new()));
                 m.1 |= set;
                 m.2 |= clear;
-                m.3.push(f.kind);
+                m.4.push(f.kind);
             }
             Remedy::SetAcl(spec) => {
                 let op = Operation::SetAcl { spec: spec.clone() };
@@ -137,13 +154,18 @@ pub fn plan(findings: &[Finding], heal: &HealPolicy) -> RepairPlan {
                 fixes,
             })
         };
+        let chowned = p.chown.is_some();
         if let Some((uid, gid, fixes)) = p.chown {
             push(Operation::Chown { uid, gid }, fixes);
         }
-        if let Some((from, set, clear, fixes)) = p.chmod {
-            let mode = (from & !clear) | set;
-            if mode != from {
-                push(Operation::Chmod { mode }, fixes);
+        if let Some((from, mut set, mut clear, dir, fixes)) = p.chmod {
+            if chowned && !dir {
+                set &= !SETID;
+                clear |= SETID;
+            }
+            set &= !clear;
+            if (from & !clear) | set != from {
+                push(Operation::Chmod { set, clear }, fixes);
             }
         }
         // Removals first: setfacl then recomputes the mask from what remains.

@@ -106,13 +106,13 @@ fn apply(o: &mut Observed, op: &Operation) {
                 o.gid = *g;
             }
             if o.file_type == FileType::Regular {
-                o.mode &= !0o4000;
-                if o.mode & 0o010 != 0 {
-                    o.mode &= !0o2000;
-                }
+                // The kernel clears setuid, and setgid when group-exec is set; goguard-fs
+                // clears what is left.
+                o.mode &= !0o6000;
             }
         }
-        Operation::Chmod { mode } => {
+        Operation::Chmod { set, clear } => {
+            let mode = &((o.mode & !clear) | set);
             o.mode = *mode;
             if let Some(m) = o.acl_access.iter_mut().find(|e| e.tag == AclTag::Mask) {
                 m.perms = ((mode >> 3) & 7) as u8;
@@ -340,4 +340,67 @@ fn shared_module_cache_repairs_converge_without_group_write_on_modules() {
     ];
     let zip = converge(&r, zip);
     assert_eq!(zip.mode & 0o070, 0o060);
+}
+
+/// A shared root owned by root with a group, world-writable healed: what a group member
+/// would use to mint a setuid-root binary (issue 18, attack 1).
+fn shared_root_owned_by_root(mode_rule: &str) -> CacheRoot {
+    #[derive(serde::Deserialize)]
+    struct W {
+        root: goguard_policy::RootDecl,
+    }
+    let w: W = toml::from_str(&format!(
+        r#"[root]
+path = "/srv/gocache"
+kind = "gocache"
+owner = "root"
+group = "gobuild"
+{mode_rule}
+heal = {{ world_writable = "auto" }}
+"#
+    ))
+    .unwrap();
+    let accounts = goguard_policy::accounts::Accounts::parse(
+        "root:x:0:0::/root:/bin/sh\n",
+        "gobuild:x:2000:\n",
+    );
+    CacheRoot::from_decl(0, &w.root, &accounts).unwrap()
+}
+
+#[test]
+fn a_chowned_file_never_gets_setuid_or_setgid_back() {
+    for rule in ["", r#"mode = { file_require = "0660" }"#] {
+        let r = shared_root_owned_by_root(rule);
+        for mode in [0o4757, 0o6757, 0o2747, 0o4777] {
+            let o = obs("ab/x-a", FileType::Regular, 1001, 1001, mode);
+            let p = plan(&evaluate(&r, &o), &r.heal);
+            assert!(
+                matches!(p.ops[0].op, Operation::Chown { uid: Some(0), .. }),
+                "{rule} {mode:o}: {:?}",
+                p.ops
+            );
+            let chmod = p
+                .ops
+                .iter()
+                .find_map(|op| match op.op {
+                    Operation::Chmod { set, clear } => Some((set, clear)),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{rule} {mode:o}: no chmod in {:?}", p.ops));
+            assert_eq!(chmod.0 & 0o6000, 0, "{rule} {mode:o}: sets setid");
+            assert_eq!(chmod.1 & 0o6000, 0o6000, "{rule} {mode:o}: keeps setid");
+            let healed = converge(&r, o);
+            assert_eq!(
+                healed.mode & 0o6000,
+                0,
+                "{rule}: {mode:o} healed to {:o}",
+                healed.mode
+            );
+            assert_eq!(healed.uid, 0);
+        }
+    }
+    // Directories keep setgid (group inheritance): it grants nothing on exec.
+    let r = shared_root_owned_by_root(r#"mode = { dir_require = "2770" }"#);
+    let d = converge(&r, obs("ab", FileType::Dir, 1001, 1001, 0o2777));
+    assert_eq!(d.mode & 0o2000, 0o2000);
 }
