@@ -249,8 +249,7 @@ fn denials_are_deduplicated_filtered_and_go_related_only() {
 
 #[test]
 fn ordinary_users_may_not_list_denials() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("needs root to run a client as another user; CI runs as root");
+    if !require_root("needs root to run a client as another user; CI runs as root") {
         return;
     }
     let sb = audit_sandbox();

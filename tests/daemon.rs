@@ -605,8 +605,7 @@ fn socket_activation_is_accepted() {
 
 #[test]
 fn an_ordinary_user_gets_status_as_a_user_and_root_as_admin() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("needs root to run a client as another user; CI runs as root");
+    if !require_root("needs root to run a client as another user; CI runs as root") {
         return;
     }
     let sb = Sandbox::new();

@@ -223,11 +223,7 @@ fn assert_only_problem_in(report: &serde_json::Value, except: &str) {
 }
 
 fn needs_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("needs root (creates users, mounts, labels); CI runs as root");
-    false
+    require_root("creates users, mounts, labels")
 }
 
 #[test]

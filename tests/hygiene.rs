@@ -89,8 +89,7 @@ fn hygiene_sandbox(user: &TestUser, extra: &str) -> Sandbox {
 /// A test user with two programs in their home and their GOCACHE path; `None` (the test
 /// skips) when not root.
 fn user_with_two_programs(tag: &str) -> Option<(TestUser, PathBuf, PathBuf, PathBuf)> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("needs root (creates a user); CI runs as root");
+    if !require_root("creates a user") {
         return None;
     }
     let user = TestUser::create(tag);
@@ -319,8 +318,7 @@ fn go_as(user: &TestUser, project: &Path, proxy: &Path, args: &[&str]) -> Output
 
 #[test]
 fn modcache_verify_agrees_with_go_mod_verify_and_checks_go_sum() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("needs root (creates a user); CI runs as root");
+    if !require_root("needs root (creates a user); CI runs as root") {
         return;
     }
     let user = TestUser::create("m");
@@ -455,8 +453,7 @@ fn modcache_verify_agrees_with_go_mod_verify_and_checks_go_sum() {
 
 #[test]
 fn an_abandoned_cache_is_trimmed_on_schedule() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("needs root (creates a user); CI runs as root");
+    if !require_root("needs root (creates a user); CI runs as root") {
         return;
     }
     let user = TestUser::create("v");

@@ -66,11 +66,7 @@ enum Target<'a> {
 }
 
 fn needs_root(what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("needs root ({what}); CI runs as root");
-    false
+    require_root(what)
 }
 
 /// Polls `denials --explain --json` until `n` denials are stored.

@@ -19,7 +19,8 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build --release (the packaging tests package these binaries)"
 cargo build --release --locked --bins
-step "cargo test (unit, integration, conformance)"
+step "cargo test (unit, integration, conformance; a test that cannot run fails)"
+export GOGUARD_TESTS_STRICT=1
 cargo test --workspace --locked
 if [ -x crates/audit/fuzz/run.sh ]; then
   step "fuzzing the audit parser for ${FUZZ_SECONDS:=60}s per target"

@@ -13,4 +13,5 @@ mod hygiene;
 mod journal;
 mod packaging;
 mod policy;
+mod security;
 mod systemd_units;

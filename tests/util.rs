@@ -279,3 +279,18 @@ pub fn regex_escape(s: &str) -> String {
     }
     out
 }
+
+/// Whether the test runs as root. When not, it says why root is needed and returns false
+/// (the test then returns) — unless `GOGUARD_TESTS_STRICT=1` (set by `tests/run-all.sh`),
+/// where a test that cannot run is a failure, never a silent pass.
+pub fn require_root(why: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("GOGUARD_TESTS_STRICT").is_none_or(|v| v != "1"),
+        "needs root ({why}) and GOGUARD_TESTS_STRICT=1: run tests/run-all.sh as root"
+    );
+    eprintln!("skipped: needs root ({why}); tests/run-all.sh runs it as root");
+    false
+}
