@@ -249,7 +249,7 @@ fn denials_are_deduplicated_filtered_and_go_related_only() {
 
 #[test]
 fn ordinary_users_may_not_list_denials() {
-    if !require_root("needs root to run a client as another user; CI runs as root") {
+    if !require_root("run a client as another user") {
         return;
     }
     let sb = audit_sandbox();

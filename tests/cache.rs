@@ -51,7 +51,7 @@ fn cache_sandbox_heal(user: &TestUser, auto: bool) -> Sandbox {
 
 #[test]
 fn a_user_repairs_a_cache_polluted_by_root_without_sudo() {
-    if !require_root("needs root (creates a user, builds as root); CI runs as root") {
+    if !require_root("creates a user, builds as root") {
         return;
     }
     let user = TestUser::create("a");
@@ -190,7 +190,7 @@ fn a_user_repairs_a_cache_polluted_by_root_without_sudo() {
 
 #[test]
 fn self_healing_returns_a_polluted_cache_to_its_owner() {
-    if !require_root("needs root (creates a user, builds as root); CI runs as root") {
+    if !require_root("creates a user, builds as root") {
         return;
     }
     let user = TestUser::create("b");
@@ -223,7 +223,7 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
     use std::io::{BufRead, BufReader};
     use std::os::unix::fs::MetadataExt;
     use std::time::{Duration, Instant};
-    if !require_root("needs root (creates a user, chowns to root); CI runs as root") {
+    if !require_root("creates a user, chowns to root") {
         return;
     }
     let user = TestUser::create("c");
@@ -401,7 +401,7 @@ fn drift_is_healed_from_its_inotify_event_and_a_fight_is_quarantined() {
 fn a_denial_on_a_drifted_cache_entry_is_fixed_and_linked_to_its_repair() {
     use std::os::unix::fs::MetadataExt;
     use std::time::{Duration, Instant};
-    if !require_root("needs root (creates a user, chowns to root); CI runs as root") {
+    if !require_root("creates a user, chowns to root") {
         return;
     }
     let user = TestUser::create("d");
@@ -452,7 +452,7 @@ fn getfacl_tree(root: &Path) -> String {
 
 #[test]
 fn a_declared_shared_root_gets_its_acls_exactly_as_setfacl_gives_them() {
-    if !require_root("needs root (chown, ACLs on files of several owners); CI runs as root") {
+    if !require_root("chown, ACLs on files of several owners") {
         return;
     }
     let sb = Sandbox::new();
@@ -558,7 +558,7 @@ fn labels_of(root: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn relabels_equal_what_setfiles_does_with_the_same_file_contexts() {
-    if !require_root("needs root (writes security.selinux); CI runs as root") {
+    if !require_root("writes security.selinux") {
         return;
     }
     let setfiles = require_tool("setfiles", "policycoreutils");
@@ -641,7 +641,7 @@ fn relabels_equal_what_setfiles_does_with_the_same_file_contexts() {
 #[test]
 fn roots_are_discovered_again_when_go_env_w_changes_them() {
     use std::time::{Duration, Instant};
-    if !require_root("needs root (creates a user); CI runs as root") {
+    if !require_root("creates a user") {
         return;
     }
     let user = TestUser::create("e");
@@ -685,7 +685,7 @@ fn roots_are_discovered_again_when_go_env_w_changes_them() {
 #[test]
 fn a_hard_linked_file_is_reported_and_never_changed() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if !require_root("needs root (creates a user, chowns to root); CI runs as root") {
+    if !require_root("creates a user, chowns to root") {
         return;
     }
     let user = TestUser::create("h");

@@ -605,7 +605,7 @@ fn socket_activation_is_accepted() {
 
 #[test]
 fn an_ordinary_user_gets_status_as_a_user_and_root_as_admin() {
-    if !require_root("needs root to run a client as another user; CI runs as root") {
+    if !require_root("run a client as another user") {
         return;
     }
     let sb = Sandbox::new();

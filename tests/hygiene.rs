@@ -318,7 +318,7 @@ fn go_as(user: &TestUser, project: &Path, proxy: &Path, args: &[&str]) -> Output
 
 #[test]
 fn modcache_verify_agrees_with_go_mod_verify_and_checks_go_sum() {
-    if !require_root("needs root (creates a user); CI runs as root") {
+    if !require_root("creates a user") {
         return;
     }
     let user = TestUser::create("m");
@@ -453,7 +453,7 @@ fn modcache_verify_agrees_with_go_mod_verify_and_checks_go_sum() {
 
 #[test]
 fn an_abandoned_cache_is_trimmed_on_schedule() {
-    if !require_root("needs root (creates a user); CI runs as root") {
+    if !require_root("creates a user") {
         return;
     }
     let user = TestUser::create("v");

@@ -60,7 +60,7 @@ fn pollute_and_wait(file: &Path, owner: u32) {
 
 #[test]
 fn the_journal_shows_who_changed_what_to_whom_it_concerns() {
-    if !require_root("needs root (creates users, chowns to root); CI runs as root") {
+    if !require_root("creates users, chowns to root") {
         return;
     }
     let alice = TestUser::create("ja");

@@ -193,3 +193,277 @@ fn a_setuid_file_handed_to_root_never_keeps_its_setuid_bit() {
         std::fs::remove_file(asked.join("id")).unwrap();
     }
 }
+
+/// Owner, mode and existence of every entry under `dir`, then every xattr (labels, ACLs)
+/// as `getfattr` dumps it, for "nothing changed" assertions.
+fn snapshot(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        out.push(format!(
+            "{} {}:{} {:o} ",
+            p.display(),
+            m.uid(),
+            m.gid(),
+            m.mode()
+        ));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    let xattrs = Command::new(require_tool("getfattr", "attr"))
+        .args(["-R", "-d", "-m", "-", "-e", "hex", "--absolute-names", "-P"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    out.push(format!("xattrs:\n{}", stdout(&xattrs)));
+    out
+}
+
+/// `go env -w KEY=VALUE…` as `user` with the real go, in the user's own environment.
+fn go_env_w(user: &TestUser, settings: &[String]) {
+    let out = Command::new(require_tool("runuser", "util-linux"))
+        .args(["-u", &user.name, "--", "env", "-i"])
+        .arg(format!("HOME={}", user.home.display()))
+        .arg("PATH=/usr/bin:/bin")
+        .arg(require_tool("go", "golang-go"))
+        .args(["env", "-w"])
+        .args(settings)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "go env -w: {}", stderr(&out));
+}
+
+/// A root-owned tree an attacker points goguardd at: a 0700 directory with a 0600 secret,
+/// and 30-day-old GOCACHE-shaped entries a trim would delete.
+fn foreign_tree(at: &Path) {
+    std::fs::create_dir_all(at.join("private")).unwrap();
+    std::fs::set_permissions(at.join("private"), PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(at.join("private/secret-name"), b"secret").unwrap();
+    std::fs::set_permissions(
+        at.join("private/secret-name"),
+        PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::create_dir_all(at.join("ab")).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(30 * 86400);
+    for n in ["ab0123-a", "ab0123-d", "ab4567-a", "ab4567-d"] {
+        let f = at.join("ab").join(n);
+        std::fs::write(&f, b"x").unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_modified(old)
+                .set_accessed(old),
+        )
+        .unwrap();
+    }
+}
+
+fn root_paths(out: &std::process::Output) -> Vec<String> {
+    let j = json(out);
+    j["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue 13, attacks 1, 3 and 4: `go env -w GOCACHE=` a root-owned tree, and GOMODCACHE at
+/// another user's cache. Neither becomes a root; nothing there is listed, repaired,
+/// trimmed or relabelled for the attacker; the victim's cache stays guarded.
+#[test]
+fn a_users_go_env_cannot_point_goguardd_at_trees_they_do_not_control() {
+    if !require_root("creates users, root-owned trees") {
+        return;
+    }
+    let attacker = TestUser::create("xa");
+    let victim = TestUser::create("xv");
+    let sb = Sandbox::new();
+    let foreign = sb.path().join("srv-anything");
+    foreign_tree(&foreign);
+    let victim_cache = victim.gocache_with(&["ab"]);
+    go_env_w(
+        &attacker,
+        &[
+            format!("GOCACHE={}", foreign.display()),
+            format!("GOMODCACHE={}", victim_cache.display()),
+        ],
+    );
+    let before = snapshot(&foreign);
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\", \"{}\"]\n[scan]\ninterval_secs = 0",
+        attacker.name, victim.name
+    ));
+    let _daemon = sb.start();
+    let sock = sb.socket();
+
+    // Roots: the victim's cache is the victim's; the attacker's settings are problems.
+    let all = ctl(&sock, &["roots", "--json"]);
+    let paths = root_paths(&all);
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with(foreign.to_str().unwrap())),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&victim_cache.display().to_string()),
+        "{paths:?}"
+    );
+    let mine = attacker.ctl_as(&sock, &["roots", "--json"]);
+    let j = json(&mine);
+    assert!(
+        root_paths(&mine)
+            .iter()
+            .all(|p| p.starts_with(attacker.home.to_str().unwrap()))
+    );
+    let problems = j["problems"].to_string();
+    assert!(
+        problems.contains(&format!("GOCACHE {} is not guarded", foreign.display()))
+            && problems.contains(&format!(
+                "GOMODCACHE {} is not guarded",
+                victim_cache.display()
+            ))
+            && problems.contains("[[root]] path = "),
+        "{problems}"
+    );
+    // Nothing inside the foreign tree is listed, repaired or trimmed for the attacker.
+    let findings = attacker.ctl_as(&sock, &["findings", "--json", foreign.to_str().unwrap()]);
+    assert!(
+        !stdout(&findings).contains("secret-name"),
+        "{}",
+        stdout(&findings)
+    );
+    let repair = attacker.ctl_as(&sock, &["repair", foreign.to_str().unwrap()]);
+    assert_ne!(repair.status.code(), Some(0), "{}", stdout(&repair));
+    let trim = attacker.ctl_as(&sock, &["trim", "--force", foreign.to_str().unwrap()]);
+    assert_ne!(trim.status.code(), Some(0), "{}", stdout(&trim));
+    assert!(!foreign.join("trim.txt").exists());
+    // A rescan by root changes nothing there either.
+    let rescan = ctl(&sock, &["rescan"]);
+    assert!(rescan.status.success(), "{}", stderr(&rescan));
+    assert_eq!(snapshot(&foreign), before, "the foreign tree changed");
+
+    // The victim's cache is still guarded: root pollution healed, the victim's repair works.
+    let polluted = victim_cache.join("ab/0123-d");
+    std::fs::write(&polluted, b"root wrote this").unwrap();
+    wait_for(
+        "the victim's cache to be healed",
+        Duration::from_secs(10),
+        || std::fs::metadata(&polluted).unwrap().uid() == victim.uid(),
+    );
+    let own = victim.ctl_as(&sock, &["repair", victim_cache.to_str().unwrap()]);
+    assert_eq!(
+        own.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&own),
+        stderr(&own)
+    );
+}
+
+/// Issue 13, attack 2: `~/.cache` replaced by a symlink to a root-owned directory. At start
+/// and at a rescan nothing there changes and nothing is journaled; the problem names the
+/// symlink.
+#[test]
+fn a_symlinked_ancestor_of_a_users_cache_is_never_followed() {
+    if !require_root("creates users, root-owned trees") {
+        return;
+    }
+    let user = TestUser::create("xl");
+    let sb = Sandbox::new();
+    let target = sb.path().join("root-owned-cache");
+    std::fs::create_dir_all(target.join("go-build/ab")).unwrap();
+    std::fs::write(target.join("go-build/ab/x-a"), b"x").unwrap();
+    let _ = std::fs::remove_dir_all(user.home.join(".cache"));
+    std::os::unix::fs::symlink(&target, user.home.join(".cache")).unwrap();
+    let before = snapshot(&target);
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0",
+        user.name
+    ));
+    let _daemon = sb.start();
+    let sock = sb.socket();
+    let r = ctl(&sock, &["rescan"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(snapshot(&target), before, "the symlink was followed");
+    let roots = ctl(&sock, &["roots", "--json"]);
+    let problems = json(&roots)["problems"].to_string();
+    assert!(problems.contains("is a symlink"), "{problems}");
+    let journal = ctl(&sock, &["journal", "--json"]);
+    assert!(!stdout(&journal).contains("x-a"), "{}", stdout(&journal));
+
+    // Swapped in after discovery admitted a real directory: refused when opened.
+    std::fs::remove_file(user.home.join(".cache")).unwrap();
+    let real = user.gocache_with(&["ab"]);
+    let r = ctl(&sock, &["rescan"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(root_paths(&ctl(&sock, &["roots", "--json"])).contains(&real.display().to_string()));
+    std::fs::rename(user.home.join(".cache"), user.home.join(".cache-real")).unwrap();
+    std::os::unix::fs::symlink(&target, user.home.join(".cache")).unwrap();
+    let repair = user.ctl_as(&sock, &["repair", real.to_str().unwrap()]);
+    assert_ne!(repair.status.code(), Some(0), "{}", stdout(&repair));
+    // Drift in the target that the watcher might report is not healed either.
+    std::fs::write(target.join("go-build/ab/y-a"), b"y").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let m = std::fs::metadata(target.join("go-build/ab/y-a")).unwrap();
+    assert_eq!(m.uid(), 0, "the symlink was followed");
+    std::fs::remove_file(target.join("go-build/ab/y-a")).unwrap();
+    assert_eq!(snapshot(&target), before, "the symlink was followed");
+}
+
+/// Issue 13, item 6: a `[[root]]` removed from the config and applied with SIGHUP is no
+/// longer listed nor healed.
+#[test]
+fn a_reload_drops_a_removed_root_at_once() {
+    if !require_root("chowns files to another user") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let kept = sb.path().join("kept");
+    let dropped = sb.path().join("dropped");
+    for d in [&kept, &dropped] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let root = |p: &Path| {
+        format!(
+            "[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",
+            p.display()
+        )
+    };
+    let base = "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n";
+    sb.write_config(&format!("{base}{}{}", root(&kept), root(&dropped)));
+    let daemon = sb.start();
+    let sock = sb.socket();
+    assert!(root_paths(&ctl(&sock, &["roots", "--json"])).contains(&dropped.display().to_string()));
+    sb.write_config(&format!("{base}{}", root(&kept)));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_for("the dropped root to go", Duration::from_secs(10), || {
+        !root_paths(&ctl(&sock, &["roots", "--json"])).contains(&dropped.display().to_string())
+    });
+    let status = stdout(&ctl(&sock, &["status", "--json"]));
+    assert!(status.contains("roots dropped"), "{status}");
+    // Drift there is no longer healed; drift in the kept root still is.
+    let f = dropped.join("f");
+    std::fs::write(&f, b"x").unwrap();
+    std::os::unix::fs::chown(&f, Some(1), Some(1)).unwrap();
+    let g = kept.join("g");
+    std::fs::write(&g, b"x").unwrap();
+    std::os::unix::fs::chown(&g, Some(1), Some(1)).unwrap();
+    wait_for(
+        "the kept root to be healed",
+        Duration::from_secs(10),
+        || std::fs::metadata(&g).unwrap().uid() == 0,
+    );
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().uid(),
+        1,
+        "a dropped root was healed"
+    );
+}

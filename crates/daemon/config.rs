@@ -36,6 +36,10 @@ pub struct DiscoveryConfig {
     pub users: Vec<String>,
     pub min_uid: u32,
     pub max_uid: u32,
+    /// Directories outside the homes under which users may keep caches goguardd guards for
+    /// them (e.g. `/scratch`). A user's GOCACHE/GOMODCACHE elsewhere outside the home is
+    /// only reported (docs/SECURITY.md).
+    pub user_root_prefixes: Vec<AbsPath>,
 }
 
 impl Default for DiscoveryConfig {
@@ -45,6 +49,7 @@ impl Default for DiscoveryConfig {
             users: Vec::new(),
             min_uid: 1000,
             max_uid: 60000,
+            user_root_prefixes: Vec::new(),
         }
     }
 }

@@ -25,7 +25,7 @@ use goguard_diagnose::{
     CacheRootFacts, CacheRootKind, DiagnosisInput, NO_POLICY, OwnerFacts, Ownership, Policy,
     PolicyVerdict,
 };
-use goguard_fs::{FileKind, RootDir};
+use goguard_fs::FileKind;
 use goguard_policy::drift::Remedy;
 use goguard_policy::{CacheRoot, DriftKind, Observed, RootKind};
 use goguard_proto::v1 as pb;
@@ -278,7 +278,7 @@ fn target_facts(
     let Ok(rel) = path.strip_prefix(&root.path) else {
         return TargetFacts::default();
     };
-    let Ok(dir) = RootDir::open(&root.path) else {
+    let Ok(dir) = crate::roots::open_root(root) else {
         return TargetFacts::default();
     };
     let Ok(mut entry) = dir.open_entry(rel) else {

@@ -183,7 +183,7 @@ fn heal_chunk(
     for HealItem { root, rel } in items {
         let dir = dirs
             .entry(root.path.clone())
-            .or_insert_with(|| goguard_fs::RootDir::open(&root.path).ok());
+            .or_insert_with(|| crate::roots::open_root(&root).ok());
         let Some(dir) = dir else {
             continue; // gone, or no longer a directory
         };

@@ -95,6 +95,48 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
     Ok(totals)
 }
 
+/// After a reload: discovery and a scan with the new config (watches follow the new roots
+/// through `roots_generation`), and what changed, for the log, `status` and systemd.
+pub async fn rediscover_after_reload(state: &Arc<DaemonState>) -> String {
+    let before: std::collections::BTreeSet<PathBuf> = {
+        let caches = state.caches.read().expect("caches lock");
+        caches.roots.iter().map(|r| r.root.path.clone()).collect()
+    };
+    if let Err(e) = rescan_all(state).await {
+        let msg = format!("rediscovery after reload failed: {e:#}");
+        tracing::warn!("{msg}");
+        return msg;
+    }
+    let after: std::collections::BTreeSet<PathBuf> = {
+        let caches = state.caches.read().expect("caches lock");
+        caches.roots.iter().map(|r| r.root.path.clone()).collect()
+    };
+    let added: Vec<_> = after
+        .difference(&before)
+        .map(|p| p.display().to_string())
+        .collect();
+    let dropped: Vec<_> = before
+        .difference(&after)
+        .map(|p| p.display().to_string())
+        .collect();
+    let summary = if added.is_empty() && dropped.is_empty() {
+        "roots unchanged".to_owned()
+    } else {
+        format!(
+            "roots added: [{}]; roots dropped: [{}]",
+            added.join(", "),
+            dropped.join(", ")
+        )
+    };
+    tracing::info!(%summary, "reload applied to the roots");
+    state.components.set(
+        SCAN,
+        ComponentState::Running,
+        format!("after reload: {summary}"),
+    );
+    summary
+}
+
 fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     let path = path?;
     match goguard_fs::FileContexts::open(path) {
@@ -249,7 +291,7 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
                     goguard_policy::guard::GuardState::Allowed
                 )
             };
-            let Ok(dir) = goguard_fs::RootDir::open(&root.path) else {
+            let Ok(dir) = crate::roots::open_root(&root) else {
                 continue;
             };
             let healed = repair::heal_path(&root, &dir, contexts.as_ref(), &rel, &mut allowed);

@@ -76,10 +76,12 @@ pub async fn trim_roots(
             dry_run,
             ..TrimPolicy::default()
         };
-        let path = root.path.clone();
-        let report =
-            tokio::task::spawn_blocking(move || trim::execute(&path, &policy, SystemTime::now()))
-                .await;
+        let opened = root.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let dir = crate::roots::open_root(&opened)?;
+            trim::execute_in(dir, &policy, SystemTime::now())
+        })
+        .await;
         let result = match report {
             Ok(Ok(report)) => {
                 record_trim(state, &report, cause);
@@ -221,10 +223,13 @@ pub async fn verify_roots(
             gosum: lines.clone(),
             ..VerifyOptions::default()
         };
-        let path = root.path.clone();
-        let report = tokio::task::spawn_blocking(move || modverify::verify_cache(&path, &opts))
-            .await
-            .map_err(|e| format!("verification task failed: {e}"))?;
+        let opened = root.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let dir = crate::roots::open_root(&opened)?;
+            modverify::verify_cache_in(dir, &opts)
+        })
+        .await
+        .map_err(|e| format!("verification task failed: {e}"))?;
         let root_s = root.path.display().to_string();
         let report = match report {
             Ok(r) => r,

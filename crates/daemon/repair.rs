@@ -124,7 +124,7 @@ pub fn scan(
     mut visit: impl FnMut(&Path, &[Finding], &RootDir),
 ) -> ScanReport {
     let mut report = ScanReport::default();
-    let dir = match RootDir::open(&root.path) {
+    let dir = match crate::roots::open_root(root) {
         Ok(d) => d,
         Err(e) if e.is_not_found() => return report,
         Err(e) => {

@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use goguard_fs::RootDir;
 use goguard_layout::Mode;
 use goguard_policy::accounts::Accounts;
 use goguard_policy::discovery::{self, DiscoveryConfig, Scope, UserSelection};
 use goguard_policy::goenv::GoVersion;
+use goguard_policy::roots::RootOrigin;
 use goguard_policy::{CacheRoot, RootSet};
 
 use crate::config::Config;
@@ -63,6 +65,7 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
         },
         min_uid: d.min_uid,
         max_uid: d.max_uid,
+        user_root_prefixes: d.user_root_prefixes.iter().map(|p| p.0.clone()).collect(),
         ..DiscoveryConfig::default()
     };
     let scope = match mode {
@@ -97,7 +100,19 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
             for p in caches.problems {
                 problems.push(format!("user {}: {p}", user.name));
             }
-            discovered.extend(caches.roots);
+            for root in caches.roots {
+                // On disk: no symlink and no directory another user controls on the way.
+                match check_user_root(&root) {
+                    Ok(()) => discovered.push(root),
+                    Err(e) => problems.push(format!(
+                        "user {}: {} {} is not guarded: {e}. {}",
+                        user.name,
+                        kind_env(root.kind),
+                        root.path.display(),
+                        "goguardd changes a user's cache only where that user already has control"
+                    )),
+                }
+            }
         }
     }
     let (roots, conflicts) = RootSet::build(declared, discovered);
@@ -108,6 +123,41 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
         roots,
         inputs,
         problems,
+    }
+}
+
+fn kind_env(kind: goguard_policy::RootKind) -> &'static str {
+    match kind {
+        goguard_policy::RootKind::GoModCache => "GOMODCACHE",
+        _ => "GOCACHE",
+    }
+}
+
+fn check_user_root(root: &CacheRoot) -> Result<(), goguard_fs::FsError> {
+    match &root.origin {
+        RootOrigin::User {
+            uid,
+            anchor,
+            anchor_is_home,
+            ..
+        } => RootDir::check_user_root(anchor, &root.path, *uid, *anchor_is_home),
+        RootOrigin::Declared { .. } => Ok(()),
+    }
+}
+
+/// Opens `root` the way its origin demands, and the only way the daemon opens a root it
+/// may change: a user's root from its anchor (home or admin prefix), one component at a
+/// time, never through a symlink or a directory another user controls; an admin's
+/// `[[root]]` by its path (every component above it is the admin's).
+pub fn open_root(root: &CacheRoot) -> Result<RootDir, goguard_fs::FsError> {
+    match &root.origin {
+        RootOrigin::User {
+            uid,
+            anchor,
+            anchor_is_home,
+            ..
+        } => RootDir::open_for_user(anchor, &root.path, *uid, *anchor_is_home),
+        RootOrigin::Declared { .. } => RootDir::open(&root.path),
     }
 }
 
@@ -130,8 +180,8 @@ pub fn inputs_fingerprint(inputs: &[PathBuf]) -> Vec<Option<(u64, i64, i64)>> {
 /// A short name of where a root came from, for people.
 pub fn origin(root: &CacheRoot) -> String {
     match &root.origin {
-        goguard_policy::roots::RootOrigin::User { name, .. } => format!("user {name}"),
-        goguard_policy::roots::RootOrigin::Declared { index } => format!("[[root]] #{}", index + 1),
+        RootOrigin::User { name, .. } => format!("user {name}"),
+        RootOrigin::Declared { index } => format!("[[root]] #{}", index + 1),
     }
 }
 

@@ -265,7 +265,11 @@ pub async fn run(
             _ = hup.recv() => {
                 notify::reloading();
                 match reload(&opts, &state, &mut metrics_task, &log).await {
-                    Ok(()) => notify::ready(&format!("{summary}; configuration reloaded")),
+                    Ok(()) => {
+                        // The whole config applies: roots added or dropped take effect now.
+                        let changes = crate::healing::rediscover_after_reload(&state).await;
+                        notify::ready(&format!("{summary}; configuration reloaded; {changes}"))
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "reload failed; the previous configuration stays in force");
                         notify::ready(&format!("reload failed, previous configuration kept: {e}"));

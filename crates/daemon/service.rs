@@ -157,7 +157,20 @@ impl GoGuard for GoGuardService {
             let problems = if caller.role == Role::Admin {
                 caches.problems.clone()
             } else {
-                Vec::new()
+                // A user sees the problems of their own discovery (e.g. a GOCACHE that is
+                // not guarded, and why), never another user's.
+                match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(caller.uid)) {
+                    Ok(Some(u)) => {
+                        let mine = format!("user {}: ", u.name);
+                        caches
+                            .problems
+                            .iter()
+                            .filter(|p| p.starts_with(&mine))
+                            .cloned()
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                }
             };
             Ok(Response::new(pb::ListRootsResponse { roots, problems }))
         })
@@ -279,6 +292,13 @@ impl GoGuard for GoGuardService {
             )
             .await
             .map_err(|e| Status::internal(format!("{e:#}")))?;
+            if !report.scan.exists && !report.scan.errors.is_empty() {
+                // E.g. a user's root reached through a symlink: nothing was done.
+                return Err(Status::failed_precondition(format!(
+                    "nothing repaired: {}",
+                    report.scan.errors.join("; ")
+                )));
+            }
             let root = {
                 let caches = self.state.caches.read().expect("caches lock");
                 caches

@@ -64,6 +64,15 @@ pub enum FsError {
         #[source]
         source: io::Error,
     },
+    /// A user's root is not reached safely from its anchor (a symlink on the way, a
+    /// directory owned by someone else or writable by others): goguardd refuses to act there.
+    #[error("{path}: {reason}")]
+    UnsafeUserRoot {
+        /// The root as given.
+        path: PathBuf,
+        /// Which component and why.
+        reason: String,
+    },
     /// The root's own last component is a symlink.
     #[error("root {path} is a symlink; refusing to follow it")]
     RootIsSymlink {

@@ -6,6 +6,12 @@
 //! `openat2(root_fd, rel, O_PATH|O_NOFOLLOW|O_CLOEXEC,
 //! RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS|RESOLVE_NO_XDEV)`.
 //!
+//! A user's root ([`RootDir::open_for_user`]) is stricter: it is reached from its anchor (the
+//! user's home, or an admin's prefix) one component at a time with `openat2(…,
+//! RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS)`, and every directory between the anchor and the root
+//! must be owned by the user or root and not writable by others, so goguardd only changes
+//! what the user could already remove or replace (docs/SECURITY.md).
+//!
 //! This module must never accept an absolute path or a `..` component (checked lexically,
 //! before the kernel's own checks), follow a symlink anywhere in a relative path, or cross a
 //! mount point.
@@ -80,6 +86,53 @@ impl RootDir {
         Ok(RootDir { fd, path, meta })
     }
 
+    /// Opens a user's root `path`, which lies beneath `anchor`, for the user `uid`: the
+    /// anchor is opened as a directory (its own path is the admin's: passwd's home or a
+    /// configured prefix), then each component below it without following any symlink.
+    /// When `anchor_is_users` (a home), the anchor must be owned by `uid` or root and not
+    /// writable by others; every directory strictly between the anchor and the root must be
+    /// too. The root itself may have any owner and mode (that is the drift goguardd heals),
+    /// but must not be a symlink.
+    pub fn open_for_user(
+        anchor: &Path,
+        path: &Path,
+        uid: u32,
+        anchor_is_users: bool,
+    ) -> Result<RootDir> {
+        match walk_anchored(anchor, path, uid, anchor_is_users)? {
+            Anchored::Found(fd) => {
+                let meta = Meta::of_fd(fd.as_fd()).map_err(|e| FsError::OpenRoot {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
+                Ok(RootDir {
+                    fd,
+                    path: path.to_path_buf(),
+                    meta,
+                })
+            }
+            Anchored::Missing(at) => Err(FsError::OpenRoot {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} does not exist", at.display()),
+                ),
+            }),
+        }
+    }
+
+    /// The checks of [`RootDir::open_for_user`] without needing the root to exist yet: `Ok`
+    /// when every existing directory on the way passes (a missing tail is fine: it is
+    /// checked again when the root is opened).
+    pub fn check_user_root(
+        anchor: &Path,
+        path: &Path,
+        uid: u32,
+        anchor_is_users: bool,
+    ) -> Result<()> {
+        walk_anchored(anchor, path, uid, anchor_is_users).map(|_| ())
+    }
+
     /// The root's absolute path as given to [`RootDir::open`].
     pub fn path(&self) -> &Path {
         &self.path
@@ -138,6 +191,98 @@ impl AsFd for RootDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+enum Anchored {
+    Found(OwnedFd),
+    /// The first component that does not exist.
+    Missing(PathBuf),
+}
+
+fn walk_anchored(anchor: &Path, path: &Path, uid: u32, anchor_is_users: bool) -> Result<Anchored> {
+    let unsafe_root = |reason: String| FsError::UnsafeUserRoot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let rel = path
+        .strip_prefix(anchor)
+        .map_err(|_| unsafe_root(format!("not beneath {}", anchor.display())))?;
+    check_rel(Op::Open, rel)?;
+    if rel.as_os_str().is_empty() {
+        return Err(unsafe_root("a root cannot be its anchor".into()));
+    }
+    let open_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut fd = match rustix::fs::open(anchor, open_flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(Anchored::Missing(anchor.to_path_buf())),
+        Err(e) => {
+            return Err(FsError::OpenRoot {
+                path: anchor.to_path_buf(),
+                source: e.into(),
+            });
+        }
+    };
+    let trusted = |fd: BorrowedFd<'_>, at: &Path| -> Result<()> {
+        let m = Meta::of_fd(fd).map_err(|e| FsError::io(Op::Stat, at, e))?;
+        if m.uid != uid && m.uid != 0 {
+            return Err(unsafe_root(format!(
+                "{} is owned by uid {}, neither the user ({uid}) nor root",
+                at.display(),
+                m.uid
+            )));
+        }
+        if m.mode & 0o002 != 0 {
+            return Err(unsafe_root(format!(
+                "{} is writable by others (mode {:04o})",
+                at.display(),
+                m.mode
+            )));
+        }
+        Ok(())
+    };
+    if anchor_is_users {
+        trusted(fd.as_fd(), anchor)?;
+    }
+    let comps: Vec<_> = rel.components().collect();
+    let mut at = anchor.to_path_buf();
+    for (i, c) in comps.iter().enumerate() {
+        at.push(c);
+        let last = i + 1 == comps.len();
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::BENEATH
+            .union(ResolveFlags::NO_SYMLINKS)
+            .union(ResolveFlags::NO_MAGICLINKS);
+        let next = loop {
+            match rustix::fs::openat2(fd.as_fd(), c.as_os_str(), flags, Mode::empty(), resolve) {
+                Ok(next) => break next,
+                Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
+                Err(Errno::NOENT) => return Ok(Anchored::Missing(at)),
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+                    let is_link =
+                        rustix::fs::statat(fd.as_fd(), c.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                            .map(|st| {
+                                rustix::fs::FileType::from_raw_mode(st.st_mode)
+                                    == rustix::fs::FileType::Symlink
+                            })
+                            .unwrap_or(false);
+                    return Err(unsafe_root(if is_link {
+                        format!(
+                            "{} is a symlink; goguardd never follows one to a user's cache",
+                            at.display()
+                        )
+                    } else {
+                        format!("{} is not a directory", at.display())
+                    }));
+                }
+                Err(e) => return Err(FsError::io(Op::Open, rel, e)),
+            }
+        };
+        if !last {
+            trusted(next.as_fd(), &at)?;
+        }
+        fd = next;
+    }
+    Ok(Anchored::Found(fd))
 }
 
 /// Rejects absolute paths and `..` components.

@@ -15,6 +15,12 @@
 //! - A user's `go` environment is the passwd facts (`HOME`, `USER`, `LOGNAME`, `SHELL`) plus
 //!   the admin's `session_env`, overlaid with environment.d, plus the `go env -w` file; shell
 //!   profiles (`~/.profile`, `~/.bashrc`) are not evaluated.
+//! - **A user's root is admitted only where the user already has control** ([`admit`],
+//!   docs/SECURITY.md): inside the user's home, or under a prefix an admin lists
+//!   (`user_root_prefixes`). Anything else (`GOCACHE=/etc`, another user's cache, a shared
+//!   `/opt` tree) is never guarded for that user: it is a problem naming the `[[root]]` an
+//!   admin would add. The loader then checks the path on disk (no symlink, every directory
+//!   on the way owned by the user or root and not writable by others).
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +65,9 @@ pub struct DiscoveryConfig {
     pub skip_nologin: bool,
     /// Variables every user session has (e.g. a site-wide `GOFLAGS` or `XDG_CACHE_HOME`).
     pub session_env: EnvMap,
+    /// Directories outside the homes under which users may put their own caches (e.g.
+    /// `/scratch`); each is the admin's, so the check of the path starts below it.
+    pub user_root_prefixes: Vec<PathBuf>,
 }
 
 impl Default for DiscoveryConfig {
@@ -69,6 +78,7 @@ impl Default for DiscoveryConfig {
             max_uid: 60000,
             skip_nologin: false,
             session_env: EnvMap::new(),
+            user_root_prefixes: Vec::new(),
         }
     }
 }
@@ -162,6 +172,47 @@ pub fn select_users<'a>(
     (chosen, skipped)
 }
 
+/// Where a user's root may be guarded: the directory goguardd reaches it from (the home or
+/// an admin's prefix), or why it may not be (for the problem shown in `roots` and `doctor`).
+///
+/// Lexical only (the path is already absolute and clean, as Go requires): the loader then
+/// checks it on disk ([`UserRootRefusal`] there too). The home itself is never a root (a
+/// cache must be a directory of its own), nor is `/`.
+pub fn admit(path: &Path, home: &Path, prefixes: &[PathBuf]) -> Result<PathBuf, String> {
+    let inside = |anchor: &Path| {
+        anchor.is_absolute()
+            && anchor != Path::new("/")
+            && path != anchor
+            && path.starts_with(anchor)
+            && !path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+    };
+    if inside(home) {
+        return Ok(home.to_path_buf());
+    }
+    if let Some(p) = prefixes.iter().find(|p| inside(p)) {
+        return Ok(p.clone());
+    }
+    Err(if prefixes.is_empty() {
+        format!("outside the user's home {}", home.display())
+    } else {
+        format!(
+            "outside the user's home {} and every user_root_prefixes entry",
+            home.display()
+        )
+    })
+}
+
+/// The `[[root]]` an admin would add to guard `path` for `user` anyway.
+pub fn suggested_root(path: &Path, kind: RootKind, user: &str) -> String {
+    format!(
+        "[[root]] path = {:?}, kind = \"{}\", owner = \"{user}\"",
+        path.display().to_string(),
+        kind.as_str()
+    )
+}
+
 /// The passwd part of a session environment plus the admin's `session_env`.
 pub fn base_environment(user: &PasswdEntry, cfg: &DiscoveryConfig) -> EnvMap {
     let mut env = cfg.session_env.clone();
@@ -229,29 +280,45 @@ pub fn user_caches(
     if let Some(r) = &paths.refusal {
         problems.push(format!("every go command fails: {r}"));
     }
-    match (&paths.gocache, paths.gocache_dir()) {
-        (_, Some(dir)) => roots.push(CacheRoot::for_user(
-            dir,
-            RootKind::GoCache,
-            &user.name,
-            user.uid,
-            user.gid,
-            &user.home,
+    let mut add = |dir: PathBuf, kind: RootKind, problems: &mut Vec<String>| match admit(
+        &dir,
+        &user.home,
+        &cfg.user_root_prefixes,
+    ) {
+        Ok(admitted) => {
+            let mut root =
+                CacheRoot::for_user(dir, kind, &user.name, user.uid, user.gid, &user.home);
+            if let crate::roots::RootOrigin::User {
+                anchor,
+                anchor_is_home,
+                ..
+            } = &mut root.origin
+            {
+                *anchor_is_home = admitted == user.home;
+                *anchor = admitted;
+            }
+            roots.push(root)
+        }
+        Err(why) => problems.push(format!(
+            "{} {} is not guarded: {why}; goguardd changes a user's cache only where that \
+                 user already has control. To guard it anyway, an admin adds {}",
+            match kind {
+                RootKind::GoModCache => "GOMODCACHE",
+                _ => "GOCACHE",
+            },
+            dir.display(),
+            suggested_root(&dir, kind, &user.name)
         )),
+    };
+    match (&paths.gocache, paths.gocache_dir()) {
+        (_, Some(dir)) => add(dir, RootKind::GoCache, &mut problems),
         (goenv::GoCacheSetting::Off(off), None) => problems.push(off.go_message()),
         (goenv::GoCacheSetting::Dir(d), None) => {
             problems.push(format!("GOCACHE resolves to the relative path {d:?}"))
         }
     }
     match paths.gomodcache_dir() {
-        Some(dir) => roots.push(CacheRoot::for_user(
-            dir,
-            RootKind::GoModCache,
-            &user.name,
-            user.uid,
-            user.gid,
-            &user.home,
-        )),
+        Some(dir) => add(dir, RootKind::GoModCache, &mut problems),
         None if paths.refusal.is_none() => problems.push(format!(
             "GOMODCACHE {:?} is empty or relative: module downloads fail",
             paths.gomodcache
@@ -453,15 +520,34 @@ mod tests {
             GoVersion::DEBIAN_12,
         );
         assert_eq!(c.roots[0].path, PathBuf::from("/home/alice/.xdg/go-build"));
+        // GOMODCACHE outside the home: not a root, a problem naming the [[root]] to add.
+        assert_eq!(c.roots.len(), 1);
+        assert!(
+            c.problems[0].contains("GOMODCACHE /opt/mods is not guarded")
+                && c.problems[0].contains(
+                    r#"[[root]] path = "/opt/mods", kind = "gomodcache", owner = "alice""#
+                ),
+            "{:?}",
+            c.problems
+        );
+        // Under an admin's prefix it is admitted, anchored there.
+        let cfg2 = DiscoveryConfig {
+            user_root_prefixes: vec!["/opt".into()],
+            ..cfg.clone()
+        };
+        let c = user_caches(
+            alice,
+            &cfg2,
+            &inputs,
+            "/usr/lib/go-1.19",
+            GoVersion::DEBIAN_12,
+        );
         assert_eq!(c.roots[1].path, PathBuf::from("/opt/mods"));
         assert!(matches!(
-            c.roots[1].origin,
-            crate::roots::RootOrigin::User {
-                outside_home: true,
-                ..
-            }
+            &c.roots[1].origin,
+            crate::roots::RootOrigin::User { anchor, .. } if anchor == Path::new("/opt")
         ));
-        assert!(c.problems.is_empty());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
         let bad = UserInputs {
             env_file: Some(GoEnvFile::parse("GOCACHE=rel\n")),
             ..Default::default()
@@ -469,6 +555,32 @@ mod tests {
         let c = user_caches(alice, &cfg, &bad, "/usr/lib/go-1.19", GoVersion::DEBIAN_12);
         assert_eq!(c.roots.len(), 1);
         assert!(c.problems[0].contains("not an absolute path"));
+    }
+
+    #[test]
+    fn admission_is_inside_the_home_or_an_admin_prefix() {
+        let home = Path::new("/home/u");
+        let none: &[PathBuf] = &[];
+        let ok = |p: &str, pre: &[PathBuf]| admit(Path::new(p), home, pre);
+        assert_eq!(ok("/home/u/.cache/go-build", none), Ok(home.into()));
+        assert_eq!(ok("/home/u/x", none), Ok(home.into()));
+        for bad in [
+            "/home/u",
+            "/home/uu/.cache/go-build",
+            "/home/v/.cache/go-build",
+            "/etc",
+            "/srv/anything",
+            "/",
+            "/home/u/../v/go-build",
+        ] {
+            assert!(ok(bad, none).is_err(), "{bad} admitted");
+        }
+        let pre = [PathBuf::from("/scratch")];
+        assert_eq!(ok("/scratch/u/gocache", &pre), Ok("/scratch".into()));
+        assert!(ok("/scratch", &pre).is_err());
+        assert!(ok("/scratchy/u", &pre).is_err());
+        // A home of "/" never admits anything.
+        assert!(admit(Path::new("/tmp/c"), Path::new("/"), none).is_err());
     }
 
     #[test]

@@ -27,9 +27,14 @@ pub enum RootOrigin {
         name: String,
         /// Its uid.
         uid: u32,
-        /// The root lies outside the user's home (then owner repairs only alert: the path
-        /// may be a misconfigured system directory such as `/usr/local/go/cache`).
-        outside_home: bool,
+        /// The directory the root was admitted under: the user's home, or a prefix an admin
+        /// listed in `[discovery] user_root_prefixes`. goguardd reaches the root from this
+        /// directory's fd, one component at a time, never through a symlink, and only through
+        /// directories the user or root owns and others cannot write (docs/SECURITY.md).
+        anchor: PathBuf,
+        /// `anchor` is the user's home (checked like the directories below it), not an
+        /// admin's prefix (the admin's own directory, e.g. a sticky `/scratch`).
+        anchor_is_home: bool,
     },
     /// The n-th `[[root]]` of the config.
     Declared {
@@ -78,16 +83,12 @@ pub struct HealPolicy {
 }
 
 impl HealPolicy {
-    /// Defaults for a discovered per-user root: owner and label `auto` (owner `alert` when
-    /// the root is outside the home), mode `alert` (Go's modes are umask-dependent), ACL
-    /// `off` (not declared), world-writable `alert`.
-    pub fn for_user(outside_home: bool) -> HealPolicy {
+    /// Defaults for a discovered per-user root (admitted by [`crate::discovery::admit`]):
+    /// owner and label `auto`, mode `alert` (Go's modes are umask-dependent), ACL `off` (not
+    /// declared), world-writable `alert`.
+    pub fn for_user() -> HealPolicy {
         HealPolicy {
-            owner: if outside_home {
-                HealAction::Alert
-            } else {
-                HealAction::Auto
-            },
+            owner: HealAction::Auto,
             mode: HealAction::Alert,
             world_writable: HealAction::Alert,
             acl: HealAction::Off,
@@ -251,8 +252,9 @@ impl CacheRoot {
         })
     }
 
-    /// A discovered per-user root: every entry owned by the user; group, mode bits and ACLs
-    /// left to the user.
+    /// A discovered per-user root inside `home` (admitted by [`crate::discovery::admit`],
+    /// which also re-anchors a root under an admin's prefix): every entry owned by the user;
+    /// group, mode bits and ACLs left to the user.
     pub fn for_user(
         path: PathBuf,
         kind: RootKind,
@@ -261,14 +263,14 @@ impl CacheRoot {
         gid: u32,
         home: &Path,
     ) -> CacheRoot {
-        let outside_home = !path.starts_with(home) || home == Path::new("/");
         CacheRoot {
             path,
             kind,
             origin: RootOrigin::User {
                 name: name.to_owned(),
                 uid,
-                outside_home,
+                anchor: home.to_path_buf(),
+                anchor_is_home: true,
             },
             expected: ExpectedState {
                 owner: Some(uid),
@@ -278,7 +280,7 @@ impl CacheRoot {
                 acl: None,
                 label: None,
             },
-            heal: HealPolicy::for_user(outside_home),
+            heal: HealPolicy::for_user(),
             max_size: None,
         }
     }
@@ -493,7 +495,6 @@ mod tests {
             (u.heal.owner, u.heal.label, u.heal.world_writable),
             (HealAction::Auto, HealAction::Auto, HealAction::Alert)
         );
-        let outside = user_root("/usr/local/go/cache", "a", 1000);
-        assert_eq!(outside.heal.owner, HealAction::Alert);
+        // A root outside the home is never built: discovery::admit refuses it.
     }
 }

@@ -44,7 +44,7 @@ use std::time::Duration;
 use crate::dirhash::Summary;
 use crate::gosum::GoSumLine;
 
-pub use scan::verify_cache;
+pub use scan::{verify_cache, verify_cache_in};
 
 /// What was hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -64,7 +64,14 @@ struct Job {
 
 /// Verifies the module cache at `gomodcache` (read-only).
 pub fn verify_cache(gomodcache: &Path, opts: &VerifyOptions) -> Result<VerifyReport> {
-    let root = RootDir::open(gomodcache)?;
+    verify_cache_in(RootDir::open(gomodcache)?, opts)
+}
+
+/// [`verify_cache`] on a root the caller opened (goguardd opens a user's root from the
+/// user's home, never through a symlink).
+pub fn verify_cache_in(root: RootDir, opts: &VerifyOptions) -> Result<VerifyReport> {
+    let gomodcache = root.path().to_path_buf();
+    let gomodcache = gomodcache.as_path();
     let now = SystemTime::now();
     let mut report = VerifyReport {
         root: gomodcache.to_path_buf(),

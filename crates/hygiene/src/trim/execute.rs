@@ -273,7 +273,14 @@ fn read_record(
 /// [`TrimPolicy::dry_run`], the removals are carried out and `trim.txt` written (only when
 /// the age rule ran, as Go does).
 pub fn execute(root_path: &Path, policy: &TrimPolicy, now: SystemTime) -> Result<TrimReport> {
-    let root = RootDir::open(root_path)?;
+    execute_in(RootDir::open(root_path)?, policy, now)
+}
+
+/// [`execute`] on a root the caller opened (goguardd opens a user's root from the user's
+/// home, never through a symlink).
+pub fn execute_in(root: RootDir, policy: &TrimPolicy, now: SystemTime) -> Result<TrimReport> {
+    let root_path = root.path().to_path_buf();
+    let root_path = root_path.as_path();
     let trim_txt = beneath::read_locked(root.as_fd(), TRIM_TXT, 64)
         .map_err(|e| HygieneError::io("read", TRIM_TXT, e))?;
     let due = gocache::trim_due(trim_txt.as_deref(), now);

@@ -41,6 +41,6 @@ mod parallel;
 mod plan;
 
 pub use execute::{
-    Listing, RemovalOutcome, RemovalRow, SkippedDir, TrimReport, apply, execute, list,
+    Listing, RemovalOutcome, RemovalRow, SkippedDir, TrimReport, apply, execute, execute_in, list,
 };
 pub use plan::{CacheEntry, CapOutcome, Removal, RemovalReason, TrimPlan, TrimPolicy, plan};
