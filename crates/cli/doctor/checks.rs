@@ -420,6 +420,35 @@ pub fn cache_paths(user: &UserFacts, go: &GoFacts, dirs: &[DirFacts]) -> Check {
             }
         }
     }
+    for d in dirs.iter().filter(|d| d.role != "GOPATH") {
+        // goguardd guards a user's cache only inside the home (or an admin's prefix):
+        // elsewhere the user does not control every directory on the way (docs/SECURITY.md).
+        if goguard_policy::discovery::admit(&d.path, &user.home, &[]).is_err() {
+            let kind = if d.role == "GOMODCACHE" {
+                goguard_policy::RootKind::GoModCache
+            } else {
+                goguard_policy::RootKind::GoCache
+            };
+            c.findings.push(Finding::new(
+                Severity::Warning,
+                "not_guarded",
+                Some(d.path.display().to_string()),
+                format!(
+                    "{} {} is outside your home: goguardd does not guard it for you (it changes \
+                     a user's cache only where that user controls every directory), unless an \
+                     admin lists a prefix of it in user_root_prefixes or adds {}",
+                    d.role,
+                    q(&d.path),
+                    goguard_policy::discovery::suggested_root(&d.path, kind, &user.name)
+                ),
+                vec![set_var_command(
+                    d.role,
+                    &personal_dir(user, d.role, go),
+                    src(d.role),
+                )],
+            ));
+        }
+    }
     c
 }
 
@@ -896,8 +925,16 @@ mod tests {
         );
         let d = dir("GOCACHE", "/usr/local/go-cache", 0, 0o755);
         let c = cache_paths(&user(), &g, &[d]);
-        assert_eq!(c.findings.len(), 1, "{c:#?}");
+        assert_eq!(c.findings.len(), 2, "{c:#?}");
         assert_eq!(c.findings[0].kind, "not_writable");
+        // Outside the home: goguardd does not guard it, and says what an admin would add.
+        assert_eq!(c.findings[1].kind, "not_guarded");
+        assert!(
+            c.findings[1].message.contains(
+                r#"[[root]] path = "/usr/local/go-cache", kind = "gocache", owner = "alice""#
+            ),
+            "{c:#?}"
+        );
         assert_eq!(
             c.findings[0].fix,
             vec!["go env -w GOCACHE=/home/alice/.cache/go-build"]
