@@ -67,6 +67,7 @@ fn state_name(s: i32) -> &'static str {
         Ok(pb::ComponentState::Running) => "running",
         Ok(pb::ComponentState::Disabled) => "disabled",
         Ok(pb::ComponentState::Failed) => "failed",
+        Ok(pb::ComponentState::Degraded) => "degraded",
         _ => "unknown",
     }
 }

@@ -208,7 +208,7 @@ impl Pass {
                         })
                         .inc();
                     if self.errors_logged.allow() {
-                        tracing::warn!(offset = line.start, error = e.kind.as_str(), line = %e.bytes_lossy(), "audit: skipped a malformed line");
+                        tracing::warn!(offset = line.start, error = e.kind.as_str(), line = %escaped_line(&e.bytes), "audit: skipped a malformed line");
                     }
                 }
             }
@@ -432,6 +432,22 @@ struct RateLimit {
     suppressed: u64,
 }
 
+/// Bytes of a malformed line shown in the log, at most.
+const LOGGED_LINE_BYTES: usize = 200;
+
+/// A malformed line as a log shows it: anything outside printable ASCII (control
+/// characters, escape sequences, binary, UTF-8 alike) as `\xNN`, `\n`, `\t`,
+/// bounded to [`LOGGED_LINE_BYTES`], so whoever can write the audit log cannot
+/// write into goguardd's log or a terminal reading it.
+fn escaped_line(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(LOGGED_LINE_BYTES)];
+    let mut out = shown.escape_ascii().to_string();
+    if shown.len() < bytes.len() {
+        out.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    out
+}
+
 impl RateLimit {
     fn new(burst: u32, window: Duration) -> RateLimit {
         RateLimit {
@@ -462,5 +478,22 @@ impl RateLimit {
             self.suppressed += 1;
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_lines_are_logged_escaped_and_bounded() {
+        let line = b"type=AVC msg=\x1b[2J\x00\x07\xff\xfe\n\"x\"";
+        let shown = escaped_line(line);
+        assert_eq!(shown, r#"type=AVC msg=\x1b[2J\x00\x07\xff\xfe\n\"x\""#);
+        assert!(shown.bytes().all(|b| (0x20..0x7f).contains(&b)), "{shown}");
+        let long = vec![b'a'; 5000];
+        let shown = escaped_line(&long);
+        assert!(shown.ends_with("... (5000 bytes)"), "{shown}");
+        assert_eq!(shown.len(), LOGGED_LINE_BYTES + "... (5000 bytes)".len());
     }
 }

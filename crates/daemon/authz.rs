@@ -1,7 +1,7 @@
 //! Who is calling, and what they may ask.
 //!
-//! Every gRPC call carries the caller's `SO_PEERCRED` (uid, gid, pid), read by
-//! tonic from the Unix socket. The interceptor in this module turns it into a
+//! Every gRPC call carries the caller's `SO_PEERCRED` (uid, gid, pid), read
+//! from the Unix socket when the connection was accepted (`connections`). The interceptor in this module turns it into a
 //! [`Caller`] with a [`Role`] and puts it in the request's extensions; a call
 //! without peer credentials is refused. uid 0, the daemon's own user and
 //! members of `daemon.admin_group` are admins; anyone else is an ordinary
@@ -14,7 +14,6 @@
 use std::sync::{Arc, RwLock};
 
 use nix::unistd::{Gid, Group, Uid, User};
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
 
 /// What the caller may do.
@@ -107,8 +106,8 @@ impl tonic::service::Interceptor for Authenticate {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         let cred = req
             .extensions()
-            .get::<UdsConnectInfo>()
-            .and_then(|info| info.peer_cred)
+            .get::<crate::connections::PeerInfo>()
+            .and_then(|info| info.uds.peer_cred)
             .ok_or_else(|| {
                 Status::unauthenticated("goguardd could not read the caller's peer credentials")
             })?;

@@ -111,12 +111,17 @@ impl Default for HygieneConfig {
 pub struct ScanConfig {
     /// Seconds between full scans of every root (which also self-heal); 0 = only at start.
     pub interval_secs: Bounded<0, 604_800>,
+    /// The most inotify watches (one per directory of every root) goguardd holds. Past it,
+    /// or past the kernel's `fs.inotify.max_user_watches`, the rest of a root is checked by
+    /// the periodic scans only and `status` shows the watcher degraded. Restart to change.
+    pub max_watches: Bounded<1, 8_388_608>,
 }
 
 impl Default for ScanConfig {
     fn default() -> Self {
         ScanConfig {
             interval_secs: Bounded(900),
+            max_watches: Bounded(131_072),
         }
     }
 }
@@ -187,6 +192,22 @@ pub struct DaemonConfig {
     pub log_level: LogFilter,
     /// How long a SIGTERM waits for in-flight calls before closing them.
     pub drain_timeout_secs: DrainTimeout,
+    /// Open control-socket connections one non-admin uid may hold at once;
+    /// more are closed as soon as they are accepted.
+    pub max_connections_per_user: Bounded<1, 4096>,
+    /// Open connections of all non-admins together. Admins (root, the daemon's
+    /// own user, `admin_group`) have their own `max_admin_connections`, so a
+    /// flood by users never locks them out.
+    pub max_user_connections: Bounded<1, 16_384>,
+    /// Open connections of admins together.
+    pub max_admin_connections: Bounded<1, 16_384>,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    pub max_streams_per_connection: Bounded<1, 1024>,
+    /// Seconds a new connection has to send the HTTP/2 preface and its first
+    /// request; a connection that has not is closed.
+    pub first_request_timeout_secs: Bounded<1, 600>,
+    /// Seconds a connection may stay open with no call in progress.
+    pub idle_timeout_secs: Bounded<1, 86_400>,
 }
 
 impl Default for DaemonConfig {
@@ -202,6 +223,12 @@ impl Default for DaemonConfig {
             metrics_listen: None,
             log_level: LogFilter("info".to_owned()),
             drain_timeout_secs: DrainTimeout(10),
+            max_connections_per_user: Bounded(64),
+            max_user_connections: Bounded(1024),
+            max_admin_connections: Bounded(256),
+            max_streams_per_connection: Bounded(16),
+            first_request_timeout_secs: Bounded(10),
+            idle_timeout_secs: Bounded(300),
         }
     }
 }
@@ -392,6 +419,12 @@ impl<'de> Deserialize<'de> for FileMode {
             return Err(bad());
         }
         let mode = u32::from_str_radix(&s, 8).map_err(|_| bad())?;
+        if mode & !0o777 != 0 {
+            return Err(serde::de::Error::custom(format!(
+                "socket mode {s:?} carries setuid, setgid or sticky bits: write permission \
+                 bits only (at most \"0777\"), such as \"0660\""
+            )));
+        }
         if mode & 0o600 != 0o600 {
             return Err(serde::de::Error::custom(format!(
                 "socket mode {s:?} must let the owner read and write (0600 at least)"
@@ -491,6 +524,9 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.daemon.socket_mode, FileMode(0o666));
         assert_eq!(c.daemon.metrics_listen, None);
+        assert_eq!(c.daemon.max_connections_per_user.0, 64);
+        assert_eq!(c.daemon.max_user_connections.0, 1024);
+        assert_eq!(c.daemon.max_admin_connections.0, 256);
         let system = c.daemon.metrics_address(goguard_layout::Mode::System);
         assert_eq!(system, Some("127.0.0.1:9464".parse().unwrap()));
         assert_eq!(c.daemon.metrics_address(goguard_layout::Mode::User), None);
@@ -509,6 +545,12 @@ state_dir = "/var/lib/x"
 metrics_listen = ""
 log_level = "goguardd=debug,info"
 drain_timeout_secs = 3
+max_connections_per_user = 8
+max_user_connections = 100
+max_admin_connections = 20
+max_streams_per_connection = 4
+first_request_timeout_secs = 2
+idle_timeout_secs = 60
 "#,
         )
         .unwrap();
@@ -521,6 +563,18 @@ drain_timeout_secs = 3
         assert_eq!(c.daemon.metrics_listen, Some(MetricsListen(None)));
         assert_eq!(c.daemon.metrics_address(goguard_layout::Mode::System), None);
         assert_eq!(c.daemon.drain_timeout_secs.0, 3);
+        let d = &c.daemon;
+        assert_eq!(
+            (
+                d.max_connections_per_user.0,
+                d.max_user_connections.0,
+                d.max_admin_connections.0,
+                d.max_streams_per_connection.0,
+                d.first_request_timeout_secs.0,
+                d.idle_timeout_secs.0
+            ),
+            (8, 100, 20, 4, 2, 60)
+        );
     }
 
     #[test]
@@ -553,6 +607,31 @@ drain_timeout_secs = 3
                 "[daemon]\nsocket_mode = \"0066\"\n",
                 (2, 15),
                 "owner read and write",
+            ),
+            (
+                "[daemon]\nsocket_mode = \"7777\"\n",
+                (2, 15),
+                "setuid, setgid or sticky",
+            ),
+            (
+                "[daemon]\nsocket_mode = \"1666\"\n",
+                (2, 15),
+                "permission bits only",
+            ),
+            (
+                "[daemon]\nsocket_mode = \"4660\"\n",
+                (2, 15),
+                "setuid, setgid or sticky",
+            ),
+            (
+                "[daemon]\nmax_connections_per_user = 0\n",
+                (2, 28),
+                "between 1 and 4096",
+            ),
+            (
+                "[daemon]\nidle_timeout_secs = 0\n",
+                (2, 21),
+                "between 1 and 86400",
             ),
             (
                 "[daemon]\nmetrics_listen = \"localhost\"\n",

@@ -20,6 +20,8 @@ pub enum ComponentState {
     Starting,
     Running,
     Disabled,
+    /// Working, with a part of its job not done; `detail` says which.
+    Degraded,
     #[allow(dead_code, reason = "set by the audit and watcher tasks as they land")]
     Failed,
 }
@@ -106,6 +108,10 @@ pub struct DaemonState {
     pub caches: RwLock<crate::roots::CacheState>,
     /// Bumped after each discovery, so the watcher syncs its roots.
     pub roots_generation: tokio::sync::watch::Sender<u64>,
+    /// True once the first discovery and scan are done: until then calls that
+    /// judge a path against the roots wait (or answer UNAVAILABLE), never
+    /// "not inside any cache root".
+    pub roots_ready: tokio::sync::watch::Sender<bool>,
     /// Stops self-healing from fighting over a path that keeps drifting back.
     pub loop_guard: Mutex<goguard_policy::LoopGuard>,
     /// Corrupt or incomplete modules found by the latest verification of each root.

@@ -1,7 +1,8 @@
 //! Self-healing workers: long-lived threads that examine and repair the paths
 //! the watcher reports. A burst is split among them (one per core, at most
 //! four), so healing keeps up with a build writing at full speed. Each worker
-//! keeps its own label database, reloaded when the roots are rediscovered,
+//! keeps its own label database, reloaded when the roots are rediscovered
+//! (and retried at the next batch when loading it failed),
 //! and opens each root once per batch. Paths are reached only through
 //! `repair::heal_path` (openat2 beneath the root, no symlink, no mount
 //! crossing); the loop guard is consulted before and fed after every change.
@@ -154,15 +155,22 @@ fn work(
     let mut contexts: Option<goguard_fs::FileContexts> = None;
     while let Ok(job) = jobs.recv() {
         if labels.as_ref() != Some(&job.labels) {
-            contexts = job.labels.file_contexts.as_deref().and_then(|p| {
-                goguard_fs::FileContexts::open(p)
-                    .inspect_err(|e| {
-                        tracing::warn!(file_contexts = %p.display(), error = %e,
-                                       "labels are not checked while self-healing");
-                    })
-                    .ok()
-            });
-            labels = Some(job.labels.clone());
+            contexts = None;
+            labels = None;
+            match job.labels.file_contexts.as_deref() {
+                None => labels = Some(job.labels.clone()),
+                Some(p) => match goguard_fs::FileContexts::open(p) {
+                    Ok(fc) => {
+                        contexts = Some(fc);
+                        labels = Some(job.labels.clone());
+                    }
+                    // Not remembered as loaded: the next batch tries again, so
+                    // a passing failure (EMFILE under a flood) does not turn
+                    // label self-healing off for good.
+                    Err(e) => tracing::warn!(file_contexts = %p.display(), error = %e,
+                        "labels are not checked in this self-healing batch; the next one retries"),
+                },
+            }
         }
         let out = heal_chunk(state, contexts.as_ref(), job.items);
         if done.send(out).is_err() {

@@ -6,7 +6,8 @@
 //!   keeps the crash-safe resume point);
 //! - `run`: the supervisor (start order, signals, reload, drain, watchdog);
 //! - `socket`: the control socket (socket activation or a safe bind);
-//! - `authz`: peer credentials and roles;
+//! - `authz`: peer credentials and roles; `connections`: the caps and
+//!   deadlines of control-socket connections;
 //! - `service`: the goguard.v1 gRPC service;
 //! - `daemon_state`: what the tasks share (status, components, roots);
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
@@ -23,6 +24,7 @@ mod audit_resume;
 mod audit_task;
 mod authz;
 mod config;
+mod connections;
 mod daemon_state;
 mod diagnosis;
 mod heal_pool;

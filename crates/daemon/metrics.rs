@@ -202,6 +202,63 @@ impl WatchMetrics {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    /// `admin` or `user`.
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Control-socket connections: the caps of `[daemon]` and what they refused.
+#[derive(Default)]
+pub struct ConnectionMetrics {
+    /// Connections open now, by the caller's role.
+    pub open: Family<RoleLabels, Gauge>,
+    /// Connections closed at accept: `per_user`, `users` or `admins` cap.
+    pub refused: Family<ReasonLabels, Counter>,
+    /// Connections closed by a deadline: `first_request` or `idle`.
+    pub timed_out: Family<ReasonLabels, Counter>,
+    /// accept(2) failures (EMFILE and the like), each followed by a short pause.
+    pub accept_errors: Counter,
+    /// malloc_trim calls after many connections closed.
+    pub memory_trims: Counter,
+}
+
+impl ConnectionMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "goguard_connections",
+            "Control-socket connections open, by role (admin, user)",
+            self.open.clone(),
+        );
+        r.register(
+            "goguard_connections_refused",
+            "Control-socket connections closed at accept because a cap was reached, by cap \
+             (per_user, users, admins)",
+            self.refused.clone(),
+        );
+        r.register(
+            "goguard_connections_timed_out",
+            "Control-socket connections closed by a deadline (first_request, idle)",
+            self.timed_out.clone(),
+        );
+        r.register(
+            "goguard_accept_errors",
+            "accept(2) failures on the control socket (EMFILE and the like)",
+            self.accept_errors.clone(),
+        );
+        r.register(
+            "goguard_memory_trims",
+            "Times freed heap memory was returned to the system after connections closed",
+            self.memory_trims.clone(),
+        );
+    }
+}
+
 /// Cache hygiene: trims and module-cache verifications.
 #[derive(Default)]
 pub struct HygieneMetrics {
@@ -262,6 +319,7 @@ pub struct Metrics {
     pub audit: AuditMetrics,
     pub watch: WatchMetrics,
     pub hygiene: HygieneMetrics,
+    pub connections: ConnectionMetrics,
 }
 
 impl Metrics {
@@ -316,6 +374,8 @@ impl Metrics {
         watch.register(&mut registry);
         let hygiene = HygieneMetrics::default();
         hygiene.register(&mut registry);
+        let connections = ConnectionMetrics::default();
+        connections.register(&mut registry);
 
         Metrics {
             registry,
@@ -327,6 +387,7 @@ impl Metrics {
             audit,
             watch,
             hygiene,
+            connections,
         }
     }
 

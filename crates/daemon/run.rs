@@ -19,11 +19,11 @@ use goguard_layout::Mode;
 use goguard_proto::v1::go_guard_server::GoGuardServer;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::audit_task;
 use crate::authz::{Authenticate, Authorizer};
 use crate::config::{self, Config, ConfigSource};
+use crate::connections;
 use crate::daemon_state::{
     AUDIT, CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory, STORE,
 };
@@ -75,6 +75,7 @@ pub async fn run(
         .create(&state_dir)
         .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
     let _lock = InstanceLock::take(&state_dir)?;
+    raise_fd_limit(&config);
 
     let authorizer = Authorizer::new(&config.daemon.admin_group.0);
     if !authorizer.admin_group_exists() {
@@ -156,6 +157,7 @@ pub async fn run(
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),
         roots_generation: tokio::sync::watch::channel(0).0,
+        roots_ready: tokio::sync::watch::channel(false).0,
         loop_guard: Mutex::new(restored_loop_guard(&store, started)),
         modules_bad: Mutex::new(Default::default()),
         diagnoser: RwLock::new(Arc::new(diagnoser)),
@@ -178,6 +180,9 @@ pub async fn run(
     if let Err(e) = crate::healing::rescan_all(&state).await {
         tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
     }
+    // Calls that judge paths against the roots waited for this (the socket
+    // serves from the start, so `status` answers while the first scan runs).
+    state.roots_ready.send_replace(true);
     state
         .components
         .set(crate::daemon_state::WATCHER, ComponentState::Starting, "");
@@ -396,6 +401,14 @@ async fn serve_grpc(
             authorizer: state.authorizer.clone(),
         },
     );
+    let admission = Arc::new(connections::Admission::default());
+    tokio::spawn(connections::trim_memory(
+        state.clone(),
+        admission.clone(),
+        stop.clone(),
+    ));
+    let streams = state.config().daemon.max_streams_per_connection.0 as u32;
+    let incoming = connections::incoming(listener, state.clone(), admission);
     let shutdown = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
         health_reporter
@@ -403,13 +416,61 @@ async fn serve_grpc(
             .await;
     };
     tonic::transport::Server::builder()
-        .concurrency_limit_per_connection(64)
+        // Calls per connection, refused by HTTP/2 itself beyond the cap.
+        .max_concurrent_streams(streams)
+        .concurrency_limit_per_connection(streams as usize)
+        // Our requests carry a few short headers; hyper's default allows 16 MiB.
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .layer(connections::TrackCallsLayer)
         .add_service(health)
         .add_service(service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
 }
+
+/// The most header bytes a request may carry.
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
+/// Raises the soft limit on open files to the hard one (systemd's
+/// `LimitNOFILE=` sets both; a shell usually keeps the soft limit at 1024),
+/// and warns when the connection caps do not fit under it.
+fn raise_fd_limit(config: &Config) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we pass. It may fail (a seccomp
+        // filter without @resources); the old limit then stays.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim = raised;
+        }
+    }
+    let d = &config.daemon;
+    // Roots, the store, inotify, the audit log and libraries need fds too.
+    let needed = d.max_user_connections.0 + d.max_admin_connections.0 + FD_RESERVE;
+    if lim.rlim_cur < needed {
+        tracing::warn!(
+            limit = lim.rlim_cur,
+            needed,
+            "the open-file limit is below the connection caps plus a reserve of {FD_RESERVE}: \
+             a connection flood could exhaust it; raise LimitNOFILE= or lower \
+             daemon.max_user_connections / max_admin_connections"
+        );
+    }
+}
+
+/// File descriptors kept for everything but control-socket connections.
+const FD_RESERVE: u64 = 1024;
 
 /// Connects to our own socket and waits for the health service to answer
 /// SERVING, so READY=1 means clients can be served.

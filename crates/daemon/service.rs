@@ -29,7 +29,23 @@ pub struct GoGuardService {
     pub state: Arc<DaemonState>,
 }
 
+/// How long a call that needs the roots waits for the first discovery.
+const ROOTS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl GoGuardService {
+    /// Waits until the first discovery and scan are done (goguardd serves
+    /// `status` from its first moment): a path must never be judged "not
+    /// inside any cache root" because the roots are not known yet.
+    async fn roots_known(&self) -> Result<(), Status> {
+        let mut ready = self.state.roots_ready.subscribe();
+        match tokio::time::timeout(ROOTS_WAIT, ready.wait_for(|r| *r)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Status::unavailable(
+                "goguardd is starting: roots not discovered yet, retry",
+            )),
+        }
+    }
+
     /// The roots of `kind` a trim or verification request covers: `root` (which must be a
     /// guarded root of that kind the caller may use), or every such root the caller may use.
     fn hygiene_roots(
@@ -103,6 +119,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::ListDenialsResponse>, Status> {
         self.observe("ListDenials", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             authz::require_admin(&caller, "listing denials")?;
             let r = request.into_inner();
             let filter = denial_filter(&r)?;
@@ -137,6 +154,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::ListRootsResponse>, Status> {
         self.observe("ListRoots", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let caches = self.state.caches.read().expect("caches lock");
             let roots = caches
                 .roots
@@ -183,6 +201,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::ListFindingsResponse>, Status> {
         self.observe("ListFindings", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let prefix = request.get_ref().path_prefix.clone();
             let prefix = (!prefix.is_empty())
                 .then(|| roots::normalize_request_path(&prefix).map_err(Status::invalid_argument))
@@ -213,6 +232,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::ListJournalResponse>, Status> {
         self.observe("ListJournal", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let r = request.into_inner();
             let mut filter = journal_filter(&r)?;
             if caller.role != Role::Admin {
@@ -256,6 +276,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::RepairResponse>, Status> {
         self.observe("Repair", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let r = request.into_inner();
             let path = roots::normalize_request_path(&r.path).map_err(Status::invalid_argument)?;
             let mut kinds = Vec::new();
@@ -329,6 +350,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::TrimResponse>, Status> {
         self.observe("Trim", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let r = request.into_inner();
             let roots = self.hygiene_roots(&caller, &r.root, goguard_policy::RootKind::GoCache)?;
             let results = crate::hygiene_task::trim_roots(
@@ -353,6 +375,7 @@ impl GoGuard for GoGuardService {
     ) -> Result<Response<pb::VerifyModulesResponse>, Status> {
         self.observe("VerifyModules", async {
             let caller = authz::caller(&request)?;
+            self.roots_known().await?;
             let r = request.into_inner();
             let roots =
                 self.hygiene_roots(&caller, &r.root, goguard_policy::RootKind::GoModCache)?;
@@ -448,6 +471,7 @@ fn status_response(state: &DaemonState, caller: authz::Caller) -> pb::GetStatusR
                 ComponentState::Running => pb::ComponentState::Running,
                 ComponentState::Disabled => pb::ComponentState::Disabled,
                 ComponentState::Failed => pb::ComponentState::Failed,
+                ComponentState::Degraded => pb::ComponentState::Degraded,
             } as i32,
             detail: status.detail,
         })

@@ -39,6 +39,9 @@ struct Watched {
     /// The root's definition as of the last discovery (heal policy included).
     by_id: HashMap<u32, Arc<CacheRoot>>,
     labels: Option<LabelSource>,
+    /// Set once the watch limit stopped a walk: what `status` shows as the
+    /// watcher's degradation (the unwatched part stays so until a restart).
+    limited: Option<String>,
 }
 
 /// Paths waiting for a worker, each once, in the order first seen.
@@ -65,7 +68,10 @@ impl Pending {
 }
 
 pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut watcher = Watcher::new(WatchConfig::default())?;
+    let mut watcher = Watcher::new(WatchConfig {
+        max_watches: state.config().scan.max_watches.0 as usize,
+        ..WatchConfig::default()
+    })?;
     let mut pool = HealPool::start(&state)?;
     let mut generation = state.roots_generation.subscribe();
     let mut watched = Watched::default();
@@ -80,12 +86,12 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
         tokio::select! {
             first = watcher.next(), if pending.order.len() < PENDING_MAX => {
                 let received = Instant::now();
-                let mut rescan = note(&state, &watched, first, &mut pending, received);
+                let mut rescan = note(&state, &mut watched, first, &mut pending, received);
                 // Everything already readable joins the same batch.
                 while pending.order.len() < BATCH {
                     match watcher.try_next() {
                         Ok(Some(n)) => {
-                            rescan |= note(&state, &watched, Ok(n), &mut pending, received);
+                            rescan |= note(&state, &mut watched, Ok(n), &mut pending, received);
                         }
                         Ok(None) => break,
                         Err(e) => {
@@ -140,7 +146,7 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
 /// Returns whether every root must be rescanned.
 fn note(
     state: &DaemonState,
-    watched: &Watched,
+    watched: &mut Watched,
     notice: std::io::Result<Notice>,
     pending: &mut Pending,
     received: Instant,
@@ -174,12 +180,21 @@ fn note(
         }
         Ok(Notice::WatchLimit { root_id, rel_path }) => {
             state.metrics.watch.limit_hits.inc();
+            let root = root_path(&root_id);
             tracing::warn!(
-                root = ?root_path(&root_id),
+                root = ?root,
                 path = %rel_path.display(),
                 "inotify watch limit reached: this part is checked by periodic scans only \
                  (raise fs.inotify.max_user_watches)"
             );
+            let at = match root {
+                Some(r) => std::path::Path::new(&r)
+                    .join(&rel_path)
+                    .display()
+                    .to_string(),
+                None => rel_path.display().to_string(),
+            };
+            mark_limited(state, watched, &at);
         }
         Err(e) => tracing::warn!(error = %e, "reading inotify failed"),
     }
@@ -226,6 +241,9 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
             Ok(report) => {
                 if report.limit_hit {
                     state.metrics.watch.limit_hits.inc();
+                    watched
+                        .limited
+                        .get_or_insert_with(|| limit_detail(&root.path.display().to_string()));
                 }
                 watched.ids.insert(root.path.clone(), next_id);
                 watched.by_id.insert(next_id, root);
@@ -236,11 +254,38 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
     }
     let stats = watcher.stats();
     state.metrics.watch.watches.set(stats.watches as i64);
-    state.components.set(
-        WATCHER,
-        ComponentState::Running,
-        format!("{} roots, {} inotify watches", stats.roots, stats.watches),
-    );
+    let summary = format!("{} roots, {} inotify watches", stats.roots, stats.watches);
+    match &watched.limited {
+        Some(why) => state.components.set(
+            WATCHER,
+            ComponentState::Degraded,
+            format!("{summary}; {why}"),
+        ),
+        None => state
+            .components
+            .set(WATCHER, ComponentState::Running, summary),
+    }
+}
+
+/// Why the watcher is degraded once the watch limit stopped a walk at `at`.
+fn limit_detail(at: &str) -> String {
+    format!(
+        "inotify watch limit reached at {at}: directories there and beyond are checked by \
+         periodic scans only (raise [scan] max_watches or the sysctl \
+         fs.inotify.max_user_watches, then restart goguardd)"
+    )
+}
+
+/// Shows the watch limit in `status` (the first place it was hit is named).
+fn mark_limited(state: &DaemonState, watched: &mut Watched, at: &str) {
+    if watched.limited.is_some() {
+        return;
+    }
+    let why = limit_detail(at);
+    state
+        .components
+        .set(WATCHER, ComponentState::Degraded, why.clone());
+    watched.limited = Some(why);
 }
 
 /// Journals, counts, logs and announces one worker's share of a batch:
