@@ -22,7 +22,13 @@ impl std::fmt::Display for Unreachable {
         let sockets: Vec<String> = self
             .tried
             .iter()
-            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .map(|(p, why)| {
+                format!(
+                    "{} ({})",
+                    crate::render::term_safe(&p.display().to_string()),
+                    crate::render::term_safe(why)
+                )
+            })
             .collect();
         write!(
             f,

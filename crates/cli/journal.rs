@@ -105,7 +105,7 @@ pub async fn run(socket: Option<PathBuf>, args: JournalArgs, style: Style) -> Ex
     };
     let records: Vec<RecordJson> = r.records.iter().map(RecordJson::from_pb).collect();
     let text = if args.json {
-        serde_json::to_string_pretty(&records).expect("journal serializes") + "\n"
+        crate::render::json_pretty(&records)
     } else {
         render_table(&records, &request, &style)
     };
@@ -118,7 +118,10 @@ fn render_table(records: &[RecordJson], request: &pb::ListJournalRequest, style:
     if records.is_empty() {
         let mut line = "no changes journaled".to_owned();
         if !request.path_prefix.is_empty() {
-            line.push_str(&format!(" at or beneath {}", request.path_prefix));
+            line.push_str(&format!(
+                " at or beneath {}",
+                crate::render::term_safe(&request.path_prefix)
+            ));
         }
         if request.since_unix > 0.0 {
             line.push_str(&format!(" since {} UTC", timefmt::utc(request.since_unix)));

@@ -342,7 +342,7 @@ async fn list_denials(
     }
     let text = if json {
         let rows: Vec<denials::DenialJson> = all.iter().map(denials::DenialJson::from_pb).collect();
-        serde_json::to_string_pretty(&rows).expect("denials serialize") + "\n"
+        crate::render::json_pretty(&rows)
     } else if explain {
         denials::render_explained(&all, &style)
     } else {
@@ -380,8 +380,7 @@ async fn watch(socket: Option<PathBuf>, json: bool, style: render::Style) -> Exi
         match next {
             Some(Ok(event)) => {
                 let line = if json {
-                    denials::event_json(&event)
-                        .map(|e| serde_json::to_string(&e).expect("event serializes"))
+                    denials::event_json(&event).map(|e| crate::render::json_line(&e))
                 } else {
                     denials::render_event(&event, &style)
                 };
@@ -428,7 +427,10 @@ fn rpc_failed(what: &str, status: &tonic::Status) -> ExitCode {
         tonic::Code::Unimplemented => " (goguardd is older than goguardctl; upgrade the daemon)",
         _ => "",
     };
-    eprintln!("goguardctl: {what} failed: {}{hint}", status.message());
+    eprintln!(
+        "goguardctl: {what} failed: {}{hint}",
+        render::term_safe(status.message())
+    );
     ExitCode::from(2)
 }
 
@@ -449,7 +451,7 @@ async fn status(socket: Option<PathBuf>, json: bool, style: render::Style) -> Ex
     };
     let s = status::StatusJson::from_response(&response);
     let text = if json {
-        serde_json::to_string_pretty(&s).expect("status serializes") + "\n"
+        crate::render::json_pretty(&s)
     } else {
         status::render(&s, &style)
     };
@@ -528,7 +530,7 @@ async fn list_findings(
     let text = if json {
         let rows: Vec<roots::FindingJson> =
             r.findings.iter().map(roots::FindingJson::from_pb).collect();
-        serde_json::to_string_pretty(&rows).expect("findings serialize") + "\n"
+        crate::render::json_pretty(&rows)
     } else {
         roots::render_findings(&r.findings, &style)
     };
@@ -557,7 +559,7 @@ async fn repair(
         eprintln!(
             "{} {} …",
             if dry_run { "checking" } else { "repairing" },
-            path.display()
+            render::term_safe(&path.display().to_string())
         );
     }
     let request = goguard_proto::v1::RepairRequest {
@@ -571,7 +573,7 @@ async fn repair(
     };
     let report = roots::RepairJson::from_pb(&r, dry_run);
     let text = if json {
-        serde_json::to_string_pretty(&report).expect("repair serializes") + "\n"
+        crate::render::json_pretty(&report)
     } else {
         roots::render_repair(&report, &style)
     };

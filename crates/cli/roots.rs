@@ -4,7 +4,7 @@
 use goguard_proto::v1 as pb;
 use serde::Serialize;
 
-use crate::render::{Style, Table};
+use crate::render::{Style, Table, term_safe};
 use crate::timefmt;
 
 #[derive(Debug, Serialize)]
@@ -156,7 +156,7 @@ pub fn render_roots(r: &pb::ListRootsResponse, style: &Style) -> String {
     if !r.problems.is_empty() {
         out.push_str("\nproblems:\n");
         for p in &r.problems {
-            out.push_str(&format!("  - {p}\n"));
+            out.push_str(&format!("  - {}\n", term_safe(p)));
         }
     }
     out
@@ -198,24 +198,25 @@ pub fn render_repair(r: &RepairJson, style: &Style) -> String {
         out.push_str(&format!(
             "{}: nothing to repair in {}\n",
             style.good("ok"),
-            r.root
+            term_safe(&r.root)
         ));
     }
     for a in &r.actions {
         match &a.error {
             Some(e) => out.push_str(&format!(
-                "{} {} {}: {e}\n",
+                "{} {} {}: {}\n",
                 style.bad("failed"),
-                a.operation,
-                a.path
+                term_safe(&a.operation),
+                term_safe(&a.path),
+                term_safe(e)
             )),
             None if a.applied || r.dry_run => out.push_str(&format!(
                 "{verb} {} {}: {} → {} ({})\n",
-                a.operation,
-                a.path,
-                if a.before.is_empty() { "-" } else { &a.before },
-                a.after,
-                a.fixes.join(", ")
+                term_safe(&a.operation),
+                term_safe(&a.path),
+                term_safe(if a.before.is_empty() { "-" } else { &a.before }),
+                term_safe(&a.after),
+                term_safe(&a.fixes.join(", "))
             )),
             None => {}
         }
