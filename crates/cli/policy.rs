@@ -256,10 +256,21 @@ async fn draft_from_daemon(
         eprintln!("goguardctl: {what}: {}", render::term_safe(s.message()));
         ExitCode::from(2)
     };
-    let roots = match c.list_roots(pb::ListRootsRequest {}).await {
-        Ok(r) => r.into_inner().roots,
-        Err(s) => return Err(failed("listing roots", s)),
-    };
+    let mut roots = Vec::new();
+    let mut request = pb::ListRootsRequest::default();
+    loop {
+        match c.list_roots(request.clone()).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                roots.extend(r.roots);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = r.next_page_token;
+            }
+            Err(s) => return Err(failed("listing roots", s)),
+        }
+    }
     let mut request = pb::ListDenialsRequest {
         since_unix: since,
         page_size: 1000,

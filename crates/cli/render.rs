@@ -156,8 +156,18 @@ impl Table {
     }
 
     pub fn render(&self, style: &Style) -> String {
+        self.render_page(style, &mut Vec::new(), true)
+    }
+
+    /// One page of a table streamed page by page: columns at least as wide as
+    /// `widths` (the widest cell of the pages before, updated here), the
+    /// header only when `header`.
+    pub fn render_page(&self, style: &Style, widths: &mut Vec<usize>, header: bool) -> String {
         let columns = self.header.len();
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        widths.resize(columns, 0);
+        for (w, h) in widths.iter_mut().zip(&self.header) {
+            *w = (*w).max(h.chars().count());
+        }
         for row in &self.rows {
             for (i, (plain, _)) in row.iter().enumerate().take(columns) {
                 widths[i] = widths[i].max(plain.chars().count());
@@ -175,17 +185,48 @@ impl Table {
             }
             out.push('\n');
         };
-        line(
-            self.header
-                .iter()
-                .map(|h| (h.clone(), style.bold(h)))
-                .collect(),
-            &mut out,
-        );
+        if header {
+            line(
+                self.header
+                    .iter()
+                    .map(|h| (h.clone(), style.bold(h)))
+                    .collect(),
+                &mut out,
+            );
+        }
         for row in &self.rows {
             line(row.clone(), &mut out);
         }
         out
+    }
+}
+
+/// A JSON array written item by item as pages arrive, in exactly the text
+/// `serde_json::to_string_pretty` gives the whole array (and [`json_safe`]).
+#[derive(Debug, Default)]
+pub struct JsonArray {
+    items: usize,
+}
+
+impl JsonArray {
+    /// The text of one more item.
+    pub fn item<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> String {
+        let mut out = String::from(if self.items == 0 { "[\n" } else { ",\n" });
+        self.items += 1;
+        let text = json_safe(serde_json::to_string_pretty(value).expect("output serializes"));
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str("  ");
+            out.push_str(line);
+        }
+        out
+    }
+
+    /// The closing text.
+    pub fn end(&self) -> &'static str {
+        if self.items == 0 { "[]\n" } else { "\n]\n" }
     }
 }
 
@@ -362,5 +403,31 @@ mod tests {
         let line = json_line(&[name.as_str()]);
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Vec<String>>(&line).unwrap(), [name]);
+    }
+
+    #[test]
+    fn streamed_json_arrays_and_tables_read_as_whole_ones() {
+        let items = vec![
+            serde_json::json!({"path": "/a\n", "n": [1, 2]}),
+            serde_json::json!({"path": "/b\u{9b}"}),
+        ];
+        for n in 0..=items.len() {
+            let mut a = JsonArray::default();
+            let mut text: String = items[..n].iter().map(|i| a.item(i)).collect();
+            text.push_str(a.end());
+            assert_eq!(text, json_pretty(&items[..n]), "{n} items");
+        }
+        let style = Style { color: false };
+        let mut widths = Vec::new();
+        let mut first = Table::new(&["A", "B"]);
+        first.row(vec![("x".into(), "x".into()), ("1".into(), "1".into())]);
+        let mut second = Table::new(&["A", "B"]);
+        second.row(vec![
+            ("yyyy".into(), "yyyy".into()),
+            ("2".into(), "2".into()),
+        ]);
+        let text = first.render_page(&style, &mut widths, true)
+            + &second.render_page(&style, &mut widths, false);
+        assert_eq!(text, "A  B\nx  1\nyyyy  2\n");
     }
 }

@@ -32,6 +32,7 @@ mod journal_writer;
 mod logging;
 mod metrics;
 mod notify;
+mod paging;
 mod repair;
 mod resolve;
 mod roots;
