@@ -11,6 +11,7 @@ mod daemon;
 mod doctor;
 mod hygiene;
 mod journal;
+mod output;
 mod packaging;
 mod policy;
 mod systemd_units;
