@@ -228,3 +228,83 @@ fn findings_too_big_for_one_message_arrive_in_pages() {
     assert_eq!(table.status.code(), Some(1), "{}", stderr(&table));
     assert_eq!(stdout(&table).lines().count(), 1 + list.len());
 }
+
+#[test]
+fn a_runtime_dir_another_user_owns_or_may_write_is_refused() {
+    require_root();
+    let user = TestUser::create("xdg");
+    let sb = Sandbox::new();
+    let run_as = |program: &str, runtime: &Path, args: &[&str]| {
+        std::process::Command::new("runuser")
+            .args(["-u", &user.name, "--", "env", "-u", "GOGUARD_SOCKET"])
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime.display()))
+            .arg(format!("HOME={}", user.home.display()))
+            .arg(program)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The user's config: state in their home, the socket by default (in the runtime dir).
+    let config = user.home.join("goguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"{}\"\n[audit]\nenabled = false\n[discovery]\nenabled = false\n",
+            user.home.join("state").display()
+        ),
+    )
+    .unwrap();
+    user.give(&config);
+    let cases = [
+        ("root-owned", 0o700, false, "is owned by uid 0, not by you"),
+        (
+            "world-writable",
+            0o777,
+            true,
+            "is writable by every user (mode 0777)",
+        ),
+        ("group-writable", 0o770, true, "is writable by its group"),
+    ];
+    for (name, mode, give, says) in cases {
+        let dir = sb.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        if give {
+            user.give(&dir);
+        }
+        std::fs::set_permissions(&dir, PermissionsExt::from_mode(mode)).unwrap();
+        let ctl = run_as(GOGUARDCTL, &dir, &["status"]);
+        assert_eq!(ctl.status.code(), Some(2), "{name}: {}", stderr(&ctl));
+        assert!(stderr(&ctl).contains(says), "{name}: {}", stderr(&ctl));
+        assert!(stderr(&ctl).contains("--socket"), "{}", stderr(&ctl));
+        let daemon = run_as(
+            GOGUARDD,
+            &dir,
+            &["--mode", "user", "--config", config.to_str().unwrap()],
+        );
+        assert_eq!(daemon.status.code(), Some(1), "{name}: {}", stderr(&daemon));
+        assert!(
+            stderr(&daemon).contains(says),
+            "{name}: {}",
+            stderr(&daemon)
+        );
+        assert!(
+            !dir.join("goguard").exists(),
+            "{name}: nothing was created in it"
+        );
+    }
+    // The user's own 0700 directory is used: the client looks there (nothing answers).
+    let own = sb.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    user.give(&own);
+    std::fs::set_permissions(&own, PermissionsExt::from_mode(0o700)).unwrap();
+    let ctl = run_as(GOGUARDCTL, &own, &["status"]);
+    assert_eq!(ctl.status.code(), Some(2), "{}", stderr(&ctl));
+    assert!(
+        stderr(&ctl).contains(&format!(
+            "{}/goguard/goguard.sock (no such socket)",
+            own.display()
+        )),
+        "{}",
+        stderr(&ctl)
+    );
+}

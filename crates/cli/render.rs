@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn streamed_json_arrays_and_tables_read_as_whole_ones() {
-        let items = vec![
+        let items = [
             serde_json::json!({"path": "/a\n", "n": [1, 2]}),
             serde_json::json!({"path": "/b\u{9b}"}),
         ];
