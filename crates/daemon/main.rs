@@ -7,7 +7,8 @@
 //! - `run`: the supervisor (start order, signals, reload, drain, watchdog);
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles;
-//! - `service`: the goguard.v1 gRPC service;
+//! - `service`: the goguard.v1 gRPC service; `paging`: reply budgets and
+//!   page tokens of its listings;
 //! - `daemon_state`: what the tasks share (status, components, roots);
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
 //!   one root through goguard-fs; `healing`: scans, self-healing and
