@@ -12,6 +12,7 @@ mod doctor;
 mod flood;
 mod hygiene;
 mod journal;
+mod output;
 mod packaging;
 mod policy;
 mod robustness;

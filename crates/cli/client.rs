@@ -15,14 +15,25 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Debug)]
 pub struct Unreachable {
     pub tried: Vec<(PathBuf, String)>,
+    /// Set when the user's runtime directory is unsafe: nothing was tried.
+    pub refused: Option<goguard_layout::LayoutError>,
 }
 
 impl std::fmt::Display for Unreachable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(e) = &self.refused {
+            return write!(f, "{}", crate::render::term_safe(&e.to_string()));
+        }
         let sockets: Vec<String> = self
             .tried
             .iter()
-            .map(|(p, why)| format!("{} ({why})", p.display()))
+            .map(|(p, why)| {
+                format!(
+                    "{} ({})",
+                    crate::render::term_safe(&p.display().to_string()),
+                    crate::render::term_safe(why)
+                )
+            })
             .collect();
         write!(
             f,
@@ -43,10 +54,45 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
     goguard_layout::client_socket_candidates(&goguard_layout::Env::from_process(euid))
 }
 
+/// The user's runtime directory, when goguardctl would look for the user's own
+/// daemon in it, refused if another user could have put a socket there.
+fn check_runtime_dir(explicit: Option<&Path>) -> Result<(), goguard_layout::LayoutError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    if explicit.is_some() || euid == 0 {
+        return Ok(());
+    }
+    let env = goguard_layout::Env::from_process(euid);
+    let Some(dir) = env.xdg_runtime_dir else {
+        return Ok(());
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) => goguard_layout::check_runtime_dir(&dir, dir_facts(&m), euid),
+        // Nothing there: no daemon to trust, the system socket is tried.
+        Err(_) => Ok(()),
+    }
+}
+
+/// `lstat`'s answer as the layout's facts.
+pub fn dir_facts(m: &std::fs::Metadata) -> goguard_layout::DirFacts {
+    use std::os::unix::fs::MetadataExt;
+    goguard_layout::DirFacts {
+        is_dir: m.is_dir(),
+        is_symlink: m.file_type().is_symlink(),
+        owner_uid: m.uid(),
+        mode: m.mode() & 0o7777,
+    }
+}
+
 /// Connects to the first candidate that answers.
 pub async fn connect(
     explicit: Option<&Path>,
 ) -> Result<(GoGuardClient<Channel>, PathBuf), Unreachable> {
+    if let Err(e) = check_runtime_dir(explicit) {
+        return Err(Unreachable {
+            tried: Vec::new(),
+            refused: Some(e),
+        });
+    }
     let mut tried = Vec::new();
     for path in candidates(explicit) {
         match connect_one(&path).await {
@@ -54,7 +100,10 @@ pub async fn connect(
             Err(why) => tried.push((path, why)),
         }
     }
-    Err(Unreachable { tried })
+    Err(Unreachable {
+        tried,
+        refused: None,
+    })
 }
 
 async fn connect_one(path: &Path) -> Result<Channel, String> {

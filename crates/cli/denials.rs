@@ -5,7 +5,7 @@
 use goguard_proto::v1 as pb;
 use serde::Serialize;
 
-use crate::render::{Style, Table};
+use crate::render::{Style, Table, term_safe};
 use crate::timefmt;
 
 /// The JSON shape of one denial (`denials --json`, `watch --json`).
@@ -71,19 +71,22 @@ impl DiagnosisJson {
     pub fn render(&self, indent: &str, style: &Style) -> String {
         let mut out = format!(
             "{indent}{} {}\n",
-            style.bold(&format!("[{}]", self.kind)),
-            self.summary
+            style.bold(&format!("[{}]", term_safe(&self.kind))),
+            term_safe(&self.summary)
         );
-        out.push_str(&format!("{indent}why: {}\n", self.explanation));
+        out.push_str(&format!("{indent}why: {}\n", term_safe(&self.explanation)));
         for f in &self.fixes {
-            out.push_str(&format!("{indent}fix: {f}\n"));
+            out.push_str(&format!("{indent}fix: {}\n", term_safe(f)));
         }
         if self.auto_fixable {
             out.push_str(&format!(
                 "{indent}goguardd fixes this itself where the heal policy allows\n"
             ));
         }
-        out.push_str(&format!("{indent}policy: {}\n", self.policy_source));
+        out.push_str(&format!(
+            "{indent}policy: {}\n",
+            term_safe(&self.policy_source)
+        ));
         out
     }
 }
@@ -145,12 +148,12 @@ pub fn render_explained(denials: &[pb::Denial], style: &Style) -> String {
             "{} {}× {} {} {} {} ({} → {}) [{}]\n",
             timefmt::utc(d.last_seen_unix),
             d.count,
-            style.warn(&d.comm),
-            perms(&d.permissions),
-            d.tclass,
-            d.target,
-            selinux_type(&d.scontext),
-            selinux_type(&d.tcontext),
+            style.warn(&term_safe(&d.comm)),
+            term_safe(&perms(&d.permissions)),
+            term_safe(&d.tclass),
+            term_safe(&d.target),
+            term_safe(selinux_type(&d.scontext)),
+            term_safe(selinux_type(&d.tcontext)),
             status_name(d.status)
         ));
         match &d.diagnosis {
@@ -228,12 +231,12 @@ pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
             };
             Some(format!(
                 "{at} {what}: {} {} {} {} ({} → {}) count={}",
-                d.comm,
-                perms(&d.permissions),
-                d.tclass,
-                d.target,
-                selinux_type(&d.scontext),
-                selinux_type(&d.tcontext),
+                term_safe(&d.comm),
+                term_safe(&perms(&d.permissions)),
+                term_safe(&d.tclass),
+                term_safe(&d.target),
+                term_safe(selinux_type(&d.scontext)),
+                term_safe(selinux_type(&d.tcontext)),
                 d.count
             ))
         }
@@ -242,28 +245,28 @@ pub fn render_event(e: &pb::Event, style: &Style) -> Option<String> {
             Some(format!(
                 "{at} {}: {} {}: {} → {} ({}; {})",
                 style.good("repaired"),
-                a.operation,
-                a.path,
-                a.before,
-                a.after,
-                a.fixes.join(", "),
-                r.cause
+                term_safe(&a.operation),
+                term_safe(&a.path),
+                term_safe(&a.before),
+                term_safe(&a.after),
+                term_safe(&a.fixes.join(", ")),
+                term_safe(&r.cause)
             ))
         }
         pb::event::Payload::Finding(f) => Some(format!(
             "{at} {}: {} {} (observed {}, expected {}; heal: {})",
             style.warn("finding"),
-            f.kind,
-            f.path,
-            f.observed,
-            f.expected,
-            f.heal
+            term_safe(&f.kind),
+            term_safe(&f.path),
+            term_safe(&f.observed),
+            term_safe(&f.expected),
+            term_safe(&f.heal)
         )),
         pb::event::Payload::Quarantined(q) => Some(format!(
             "{at} {}: {} keeps returning to {}; no repairs until {} UTC",
             style.bad("quarantined"),
-            q.path,
-            q.kind,
+            term_safe(&q.path),
+            term_safe(&q.kind),
             timefmt::utc(q.until_unix)
         )),
     }

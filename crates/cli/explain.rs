@@ -21,7 +21,7 @@ use goguard_audit::{Avc, DenialKey, GoTools};
 use goguard_diagnose::{DiagnosisInput, NO_POLICY, Policy, PolicyVerdict};
 
 use crate::denials::{DiagnosisJson, selinux_type};
-use crate::render::{Style, Table};
+use crate::render::{Style, Table, term_safe};
 use crate::timefmt;
 
 /// Everything `explain` learned from one log.
@@ -137,7 +137,7 @@ pub fn render_json(x: &Explained, all: bool, policy: Option<&PolicyInUse>) -> St
                         .expect("json diagnosis"),
                 );
             }
-            out.push_str(&serde_json::to_string(&record).expect("json"));
+            out.push_str(&crate::render::json_line(&record));
             out.push('\n');
         }
     }
@@ -249,10 +249,10 @@ pub fn render_text(
         out.push_str(&format!(
             "{} {} {{ {} }} {} {}\n",
             style.bold(&format!("{}×", g.count)),
-            style.warn(a.comm.as_deref().unwrap_or("?")),
-            a.permissions.join(" "),
-            a.tclass.as_deref().unwrap_or("?"),
-            target
+            style.warn(&term_safe(a.comm.as_deref().unwrap_or("?"))),
+            term_safe(&a.permissions.join(" ")),
+            term_safe(a.tclass.as_deref().unwrap_or("?")),
+            term_safe(&target)
         ));
         let mut t = Table::new(&["", ""]);
         let mut field =

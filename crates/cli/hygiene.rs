@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use goguard_proto::v1 as pb;
 use serde::Serialize;
 
-use crate::render::{Style, Table};
+use crate::render::{Style, Table, term_safe};
 
 #[derive(Debug, clap::Args)]
 pub struct TrimArgs {
@@ -161,7 +161,7 @@ pub async fn trim(socket: Option<PathBuf>, args: TrimArgs, style: Style) -> Exit
                 })
                 .collect(),
         };
-        serde_json::to_string_pretty(&j).expect("trim serializes") + "\n"
+        crate::render::json_pretty(&j)
     } else {
         render_trim(&r, &style)
     };
@@ -201,7 +201,12 @@ fn render_trim(r: &pb::TrimResponse, style: &Style) -> String {
     let mut out = t.render(style);
     for x in &r.results {
         for e in &x.errors {
-            out.push_str(&format!("{} {}: {e}\n", style.bad("error:"), x.root));
+            out.push_str(&format!(
+                "{} {}: {}\n",
+                style.bad("error:"),
+                term_safe(&x.root),
+                term_safe(e)
+            ));
         }
     }
     if r.dry_run {
@@ -268,7 +273,7 @@ pub async fn modcache(socket: Option<PathBuf>, cmd: ModcacheCommand, style: Styl
                 })
                 .collect(),
         };
-        serde_json::to_string_pretty(&j).expect("verify serializes") + "\n"
+        crate::render::json_pretty(&j)
     } else {
         render_verify(&r, &style)
     };
@@ -312,12 +317,12 @@ fn render_verify(r: &pb::VerifyModulesResponse, style: &Style) -> String {
         };
         out.push_str(&format!(
             "{}: {} modules verified ({} hashed), {verdict}\n",
-            x.root,
+            term_safe(&x.root),
             x.modules_verified,
             bytes(x.bytes_hashed)
         ));
         for e in &x.errors {
-            out.push_str(&format!("  {} {e}\n", style.bad("error:")));
+            out.push_str(&format!("  {} {}\n", style.bad("error:"), term_safe(e)));
         }
     }
     out

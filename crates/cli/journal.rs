@@ -3,14 +3,13 @@
 //! scripts (`--json`). Filtering, limits and who may see which rows are the
 //! daemon's; this module only asks and renders. It never changes anything.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use goguard_proto::v1 as pb;
 use serde::Serialize;
 
-use crate::render::{Style, Table};
+use crate::render::{self, Style, Table};
 use crate::timefmt;
 
 /// Who made a change when no one asked for it: goguardd itself.
@@ -91,40 +90,52 @@ pub async fn run(socket: Option<PathBuf>, args: JournalArgs, style: Style) -> Ex
         Ok(c) => c,
         Err(code) => return code,
     };
-    let request = pb::ListJournalRequest {
+    let mut request = pb::ListJournalRequest {
         limit: args.limit,
         path_prefix: args
             .path
             .map(|p| crate::absolute(p).display().to_string())
             .unwrap_or_default(),
         since_unix,
+        ..Default::default()
     };
-    let r = match client.list_journal(request.clone()).await {
-        Ok(r) => r.into_inner(),
-        Err(s) => return crate::rpc_failed("reading the journal", &s),
-    };
-    let records: Vec<RecordJson> = r.records.iter().map(RecordJson::from_pb).collect();
+    let first = request.clone();
+    // Every page, each printed as it arrives (the daemon counts the limit across pages).
+    let mut out = std::io::stdout().lock();
+    let (mut total, mut widths, mut array) = (0usize, Vec::new(), render::JsonArray::default());
+    loop {
+        let r = match client.list_journal(request.clone()).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return crate::rpc_failed("reading the journal", &s),
+        };
+        let records: Vec<RecordJson> = r.records.iter().map(RecordJson::from_pb).collect();
+        let text = if args.json {
+            records.iter().map(|x| array.item(x)).collect()
+        } else if records.is_empty() {
+            String::new()
+        } else {
+            table(&records, &style).render_page(&style, &mut widths, total == 0)
+        };
+        total += records.len();
+        if !crate::emit(&mut out, &text) {
+            return ExitCode::SUCCESS;
+        }
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = r.next_page_token;
+    }
     let text = if args.json {
-        serde_json::to_string_pretty(&records).expect("journal serializes") + "\n"
+        array.end().to_owned()
     } else {
-        render_table(&records, &request, &style)
+        footer(total, &first, &style)
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    crate::emit(&mut out, &text);
     ExitCode::SUCCESS
 }
 
-/// The table, or one line saying that nothing (matching) was journaled.
-fn render_table(records: &[RecordJson], request: &pb::ListJournalRequest, style: &Style) -> String {
-    if records.is_empty() {
-        let mut line = "no changes journaled".to_owned();
-        if !request.path_prefix.is_empty() {
-            line.push_str(&format!(" at or beneath {}", request.path_prefix));
-        }
-        if request.since_unix > 0.0 {
-            line.push_str(&format!(" since {} UTC", timefmt::utc(request.since_unix)));
-        }
-        return format!("{}\n", style.good(&line));
-    }
+/// One page of the journal table.
+fn table(records: &[RecordJson], style: &Style) -> Table {
     let mut t = Table::new(&["TIME (UTC)", "OPERATION", "PATH", "CHANGE", "CAUSE", "BY"]);
     for x in records {
         let operation = if x.dry_run {
@@ -157,14 +168,32 @@ fn render_table(records: &[RecordJson], request: &pb::ListJournalRequest, style:
             (by, painted_by),
         ]);
     }
-    let mut out = t.render(style);
-    if records.len() as u32 >= request.limit {
-        out.push_str(&style.dim(&format!(
-            "(the newest {}; --limit shows more, --since or --path fewer)\n",
-            records.len()
-        )));
+    t
+}
+
+/// After the table: one line saying that nothing (matching) was journaled, or
+/// that the limit was reached.
+fn footer(total: usize, request: &pb::ListJournalRequest, style: &Style) -> String {
+    if total == 0 {
+        let mut line = "no changes journaled".to_owned();
+        if !request.path_prefix.is_empty() {
+            line.push_str(&format!(
+                " at or beneath {}",
+                render::term_safe(&request.path_prefix)
+            ));
+        }
+        if request.since_unix > 0.0 {
+            line.push_str(&format!(" since {} UTC", timefmt::utc(request.since_unix)));
+        }
+        return format!("{}\n", style.good(&line));
     }
-    out
+    if total as u32 >= request.limit {
+        style.dim(&format!(
+            "(the newest {total}; --limit shows more, --since or --path fewer)\n"
+        ))
+    } else {
+        String::new()
+    }
 }
 
 /// A table cell without colour.
@@ -194,9 +223,21 @@ mod tests {
     fn request(limit: u32) -> pb::ListJournalRequest {
         pb::ListJournalRequest {
             limit,
-            path_prefix: String::new(),
-            since_unix: 0.0,
+            ..Default::default()
         }
+    }
+
+    fn render_table(
+        records: &[RecordJson],
+        request: &pb::ListJournalRequest,
+        style: &Style,
+    ) -> String {
+        let rows = if records.is_empty() {
+            String::new()
+        } else {
+            table(records, style).render(style)
+        };
+        rows + &footer(records.len(), request, style)
     }
 
     #[test]

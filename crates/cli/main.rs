@@ -342,7 +342,7 @@ async fn list_denials(
     }
     let text = if json {
         let rows: Vec<denials::DenialJson> = all.iter().map(denials::DenialJson::from_pb).collect();
-        serde_json::to_string_pretty(&rows).expect("denials serialize") + "\n"
+        crate::render::json_pretty(&rows)
     } else if explain {
         denials::render_explained(&all, &style)
     } else {
@@ -380,8 +380,7 @@ async fn watch(socket: Option<PathBuf>, json: bool, style: render::Style) -> Exi
         match next {
             Some(Ok(event)) => {
                 let line = if json {
-                    denials::event_json(&event)
-                        .map(|e| serde_json::to_string(&e).expect("event serializes"))
+                    denials::event_json(&event).map(|e| crate::render::json_line(&e))
                 } else {
                     denials::render_event(&event, &style)
                 };
@@ -428,7 +427,10 @@ fn rpc_failed(what: &str, status: &tonic::Status) -> ExitCode {
         tonic::Code::Unimplemented => " (goguardd is older than goguardctl; upgrade the daemon)",
         _ => "",
     };
-    eprintln!("goguardctl: {what} failed: {}{hint}", status.message());
+    eprintln!(
+        "goguardctl: {what} failed: {}{hint}",
+        render::term_safe(status.message())
+    );
     ExitCode::from(2)
 }
 
@@ -449,7 +451,7 @@ async fn status(socket: Option<PathBuf>, json: bool, style: render::Style) -> Ex
     };
     let s = status::StatusJson::from_response(&response);
     let text = if json {
-        serde_json::to_string_pretty(&s).expect("status serializes") + "\n"
+        crate::render::json_pretty(&s)
     } else {
         status::render(&s, &style)
     };
@@ -484,28 +486,71 @@ fn absolute(path: PathBuf) -> PathBuf {
     }
 }
 
+/// Writes `text` to stdout; false when the reader went away (a closed pipe).
+pub(crate) fn emit(out: &mut impl Write, text: &str) -> bool {
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
+}
+
+/// `roots`: every page, each printed as it arrives.
 async fn list_roots(socket: Option<PathBuf>, json: bool, style: render::Style) -> ExitCode {
     let mut client = match connect_or_exit(socket.as_deref()).await {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let r = match client
-        .list_roots(goguard_proto::v1::ListRootsRequest {})
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(s) => return rpc_failed("listing roots", &s),
-    };
+    let mut out = std::io::stdout().lock();
+    let mut request = goguard_proto::v1::ListRootsRequest::default();
+    let (mut total, mut widths, mut problems) = (0usize, Vec::new(), Vec::new());
+    loop {
+        let r = match client.list_roots(request.clone()).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return rpc_failed("listing roots", &s),
+        };
+        let mut text = String::new();
+        if json {
+            // {"problems":[..],"roots":[..]}: problems come with the first page.
+            if request.page_token.is_empty() {
+                text = format!(
+                    "{{\"problems\":{},\"roots\":[",
+                    render::json_line(&r.problems)
+                );
+            }
+            for (i, x) in r.roots.iter().enumerate() {
+                if total + i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&render::json_line(&roots::RootJson::from_pb(x)));
+            }
+        } else {
+            if !r.roots.is_empty() {
+                text = roots::roots_table(&r.roots, &style).render_page(
+                    &style,
+                    &mut widths,
+                    total == 0,
+                );
+            }
+            problems.extend(r.problems);
+        }
+        total += r.roots.len();
+        if !emit(&mut out, &text) {
+            return ExitCode::SUCCESS;
+        }
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = r.next_page_token;
+    }
     let text = if json {
-        let rows: Vec<roots::RootJson> = r.roots.iter().map(roots::RootJson::from_pb).collect();
-        serde_json::json!({ "roots": rows, "problems": r.problems }).to_string() + "\n"
+        "]}\n".to_owned()
     } else {
-        roots::render_roots(&r, &style)
+        roots::roots_footer(total, &problems)
     };
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    emit(&mut out, &text);
     ExitCode::SUCCESS
 }
 
+/// `findings`: every page, each printed as it arrives. Exit 1 when there are findings.
 async fn list_findings(
     socket: Option<PathBuf>,
     path: Option<PathBuf>,
@@ -516,24 +561,44 @@ async fn list_findings(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let request = goguard_proto::v1::ListFindingsRequest {
+    let mut request = goguard_proto::v1::ListFindingsRequest {
         path_prefix: path
             .map(|p| absolute(p).display().to_string())
             .unwrap_or_default(),
+        ..Default::default()
     };
-    let r = match client.list_findings(request).await {
-        Ok(r) => r.into_inner(),
-        Err(s) => return rpc_failed("listing findings", &s),
-    };
-    let text = if json {
-        let rows: Vec<roots::FindingJson> =
-            r.findings.iter().map(roots::FindingJson::from_pb).collect();
-        serde_json::to_string_pretty(&rows).expect("findings serialize") + "\n"
-    } else {
-        roots::render_findings(&r.findings, &style)
-    };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    if r.findings.is_empty() {
+    let mut out = std::io::stdout().lock();
+    let (mut total, mut widths, mut array) = (0usize, Vec::new(), render::JsonArray::default());
+    loop {
+        let r = match client.list_findings(request.clone()).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => return rpc_failed("listing findings", &s),
+        };
+        let text = if json {
+            r.findings
+                .iter()
+                .map(|f| array.item(&roots::FindingJson::from_pb(f)))
+                .collect()
+        } else if r.findings.is_empty() {
+            String::new()
+        } else {
+            roots::findings_table(&r.findings, &style).render_page(&style, &mut widths, total == 0)
+        };
+        total += r.findings.len();
+        if !emit(&mut out, &text) {
+            return ExitCode::from(u8::from(total > 0));
+        }
+        if r.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = r.next_page_token;
+    }
+    if json {
+        emit(&mut out, array.end());
+    } else if total == 0 {
+        emit(&mut out, &roots::render_findings(&[], &style));
+    }
+    if total == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -557,7 +622,7 @@ async fn repair(
         eprintln!(
             "{} {} …",
             if dry_run { "checking" } else { "repairing" },
-            path.display()
+            render::term_safe(&path.display().to_string())
         );
     }
     let request = goguard_proto::v1::RepairRequest {
@@ -571,7 +636,7 @@ async fn repair(
     };
     let report = roots::RepairJson::from_pb(&r, dry_run);
     let text = if json {
-        serde_json::to_string_pretty(&report).expect("repair serializes") + "\n"
+        crate::render::json_pretty(&report)
     } else {
         roots::render_repair(&report, &style)
     };

@@ -220,11 +220,25 @@ pub fn run(args: PolicyArgs, socket: Option<PathBuf>, _style: &render::Style) ->
         );
         return ExitCode::from(1);
     }
-    let text = render_module(&draft, &name);
+    // Names and paths in the notes come from audit records: shown, never sent raw.
+    let text = module_term_safe(&render_module(&draft, &name));
     if std::io::stdout().write_all(text.as_bytes()).is_err() {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
+}
+
+/// A module's text with [`render::term_safe`] applied between its own newlines and tabs.
+fn module_term_safe(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            line.split('\t')
+                .map(render::term_safe)
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Every stored denial since `since` (all pages), drafted; the daemon's roots give the
@@ -239,13 +253,24 @@ async fn draft_from_daemon(
         ExitCode::from(2)
     })?;
     let failed = |what: &str, s: tonic::Status| {
-        eprintln!("goguardctl: {what}: {}", s.message());
+        eprintln!("goguardctl: {what}: {}", render::term_safe(s.message()));
         ExitCode::from(2)
     };
-    let roots = match c.list_roots(pb::ListRootsRequest {}).await {
-        Ok(r) => r.into_inner().roots,
-        Err(s) => return Err(failed("listing roots", s)),
-    };
+    let mut roots = Vec::new();
+    let mut request = pb::ListRootsRequest::default();
+    loop {
+        match c.list_roots(request.clone()).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                roots.extend(r.roots);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = r.next_page_token;
+            }
+            Err(s) => return Err(failed("listing roots", s)),
+        }
+    }
     let mut request = pb::ListDenialsRequest {
         since_unix: since,
         page_size: 1000,

@@ -4,7 +4,7 @@
 use goguard_proto::v1 as pb;
 use serde::Serialize;
 
-use crate::render::{Style, Table};
+use crate::render::{Style, Table, term_safe};
 use crate::timefmt;
 
 #[derive(Debug, Serialize)]
@@ -110,62 +110,64 @@ fn cells(values: &[String]) -> Vec<(String, String)> {
     values.iter().map(|v| (v.clone(), v.clone())).collect()
 }
 
-pub fn render_roots(r: &pb::ListRootsResponse, style: &Style) -> String {
-    let mut out = String::new();
-    if r.roots.is_empty() {
-        out.push_str("no cache roots (none declared, and no user's GOCACHE/GOMODCACHE found)\n");
-    } else {
-        let mut t = Table::new(&[
-            "ROOT",
-            "KIND",
-            "ORIGIN",
-            "OWNER",
-            "ENTRIES",
-            "FINDINGS",
-            "LAST SCAN (UTC)",
-        ]);
-        for x in &r.roots {
-            let findings = x.findings.to_string();
-            let painted = if x.findings == 0 {
-                style.good(&findings)
+/// One page of the roots table.
+pub fn roots_table(roots: &[pb::CacheRoot], style: &Style) -> Table {
+    let mut t = Table::new(&[
+        "ROOT",
+        "KIND",
+        "ORIGIN",
+        "OWNER",
+        "ENTRIES",
+        "FINDINGS",
+        "LAST SCAN (UTC)",
+    ]);
+    for x in roots {
+        let findings = x.findings.to_string();
+        let painted = if x.findings == 0 {
+            style.good(&findings)
+        } else {
+            style.warn(&findings)
+        };
+        let mut row = cells(&[
+            x.path.clone(),
+            x.kind.clone(),
+            x.origin.clone(),
+            if x.has_owner {
+                x.owner_uid.to_string()
             } else {
-                style.warn(&findings)
-            };
-            let mut row = cells(&[
-                x.path.clone(),
-                x.kind.clone(),
-                x.origin.clone(),
-                if x.has_owner {
-                    x.owner_uid.to_string()
-                } else {
-                    "shared".into()
-                },
-                if x.exists {
-                    x.entries.to_string()
-                } else {
-                    "absent".into()
-                },
-                findings,
-                timefmt::utc(x.last_scan_unix),
-            ]);
-            row[5].1 = painted;
-            t.row(row);
-        }
-        out.push_str(&t.render(style));
+                "shared".into()
+            },
+            if x.exists {
+                x.entries.to_string()
+            } else {
+                "absent".into()
+            },
+            findings,
+            timefmt::utc(x.last_scan_unix),
+        ]);
+        row[5].1 = painted;
+        t.row(row);
     }
-    if !r.problems.is_empty() {
+    t
+}
+
+/// What follows the roots table: the line for no roots, and discovery problems.
+pub fn roots_footer(roots: usize, problems: &[String]) -> String {
+    let mut out = String::new();
+    if roots == 0 {
+        out.push_str("no cache roots (none declared, and no user's GOCACHE/GOMODCACHE found)\n");
+    }
+    if !problems.is_empty() {
         out.push_str("\nproblems:\n");
-        for p in &r.problems {
-            out.push_str(&format!("  - {p}\n"));
+        for p in problems {
+            out.push_str(&format!("  - {}\n", term_safe(p)));
         }
     }
     out
 }
 
-pub fn render_findings(f: &[pb::Finding], style: &Style) -> String {
-    if f.is_empty() {
-        return format!("{}\n", style.good("no findings: every root is as expected"));
-    }
+/// One page of the findings table.
+pub fn findings_table(f: &[pb::Finding], style: &Style) -> Table {
     let mut t = Table::new(&["SEVERITY", "KIND", "PATH", "OBSERVED", "EXPECTED", "HEAL"]);
     for x in f {
         let mut row = cells(&[
@@ -183,7 +185,14 @@ pub fn render_findings(f: &[pb::Finding], style: &Style) -> String {
         };
         t.row(row);
     }
-    t.render(style)
+    t
+}
+
+pub fn render_findings(f: &[pb::Finding], style: &Style) -> String {
+    if f.is_empty() {
+        return format!("{}\n", style.good("no findings: every root is as expected"));
+    }
+    findings_table(f, style).render(style)
 }
 
 pub fn render_repair(r: &RepairJson, style: &Style) -> String {
@@ -198,24 +207,25 @@ pub fn render_repair(r: &RepairJson, style: &Style) -> String {
         out.push_str(&format!(
             "{}: nothing to repair in {}\n",
             style.good("ok"),
-            r.root
+            term_safe(&r.root)
         ));
     }
     for a in &r.actions {
         match &a.error {
             Some(e) => out.push_str(&format!(
-                "{} {} {}: {e}\n",
+                "{} {} {}: {}\n",
                 style.bad("failed"),
-                a.operation,
-                a.path
+                term_safe(&a.operation),
+                term_safe(&a.path),
+                term_safe(e)
             )),
             None if a.applied || r.dry_run => out.push_str(&format!(
                 "{verb} {} {}: {} → {} ({})\n",
-                a.operation,
-                a.path,
-                if a.before.is_empty() { "-" } else { &a.before },
-                a.after,
-                a.fixes.join(", ")
+                term_safe(&a.operation),
+                term_safe(&a.path),
+                term_safe(if a.before.is_empty() { "-" } else { &a.before }),
+                term_safe(&a.after),
+                term_safe(&a.fixes.join(", "))
             )),
             None => {}
         }

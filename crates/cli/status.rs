@@ -128,34 +128,41 @@ pub fn render(s: &StatusJson, style: &Style) -> String {
     out.push_str(&format!(
         "{} {} — {}, pid {}, up {}, {} mode\n",
         style.bold("goguardd"),
-        s.version,
+        render::term_safe(&s.version),
         health,
         s.pid,
         render::duration(s.uptime_seconds),
         s.mode
     ));
+    let safe = |text: &str| render::term_safe(text).into_owned();
     let config = if s.config_loaded {
-        s.config_path.clone()
+        safe(&s.config_path)
     } else {
-        format!("built-in defaults ({} does not exist)", s.config_path)
+        format!(
+            "built-in defaults ({} does not exist)",
+            safe(&s.config_path)
+        )
     };
     let socket = if s.socket_activated {
-        format!("{} (socket-activated)", s.socket_path)
+        format!("{} (socket-activated)", safe(&s.socket_path))
     } else {
-        s.socket_path.clone()
+        safe(&s.socket_path)
     };
     let mut fields = vec![
         ("config", config),
         ("socket", socket),
-        ("state", s.state_dir.clone()),
+        ("state", safe(&s.state_dir)),
         (
             "metrics",
             s.metrics_address
                 .as_ref()
-                .map(|a| format!("http://{a}/metrics"))
+                .map(|a| format!("http://{}/metrics", safe(a)))
                 .unwrap_or_else(|| "off".into()),
         ),
-        ("admins", format!("uid 0 and group {}", s.admin_group)),
+        (
+            "admins",
+            format!("uid 0 and group {}", safe(&s.admin_group)),
+        ),
     ];
     if let Some(c) = &s.caller {
         fields.push(("you", format!("uid {} ({})", c.uid, c.role)));
@@ -163,7 +170,7 @@ pub fn render(s: &StatusJson, style: &Style) -> String {
     if s.reloads > 0 || s.last_reload_error.is_some() {
         let mut text = format!("{} successful", s.reloads);
         if let Some(e) = &s.last_reload_error {
-            text.push_str(&format!("; last failed: {}", style.bad(e)));
+            text.push_str(&format!("; last failed: {}", style.bad(&safe(e))));
         }
         fields.push(("reloads", text));
     }

@@ -8,7 +8,8 @@
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles; `connections`: the caps and
 //!   deadlines of control-socket connections;
-//! - `service`: the goguard.v1 gRPC service;
+//! - `service`: the goguard.v1 gRPC service; `paging`: reply budgets and
+//!   page tokens of its listings;
 //! - `daemon_state`: what the tasks share (status, components, roots);
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
 //!   one root through goguard-fs; `healing`: scans, self-healing and
@@ -34,6 +35,7 @@ mod journal_writer;
 mod logging;
 mod metrics;
 mod notify;
+mod paging;
 mod repair;
 mod resolve;
 mod roots;
@@ -82,6 +84,26 @@ enum ModeArg {
     User,
 }
 
+/// A user daemon binds its socket in `$XDG_RUNTIME_DIR`: refused when another
+/// user owns it or may write to it (goguard_layout::check_runtime_dir). A
+/// directory that does not exist yet is created by goguardd itself.
+fn check_runtime_dir(dir: &std::path::Path, euid: u32) -> Result<(), goguard_layout::LayoutError> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) => goguard_layout::check_runtime_dir(
+            dir,
+            goguard_layout::DirFacts {
+                is_dir: m.is_dir(),
+                is_symlink: m.file_type().is_symlink(),
+                owner_uid: m.uid(),
+                mode: m.mode() & 0o7777,
+            },
+            euid,
+        ),
+        Err(_) => Ok(()),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let euid = nix::unistd::geteuid().as_raw();
@@ -118,6 +140,15 @@ fn main() -> ExitCode {
             );
         }
         return ExitCode::SUCCESS;
+    }
+
+    if mode == Mode::User
+        && config.daemon.socket.0.is_none()
+        && let Some(dir) = &env.xdg_runtime_dir
+        && let Err(e) = check_runtime_dir(dir, euid)
+    {
+        eprintln!("goguardd: {e}");
+        return ExitCode::from(1);
     }
 
     let log = logging::init(&config.daemon.log_level.0);

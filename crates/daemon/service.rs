@@ -23,7 +23,9 @@ use tokio_stream::Stream;
 
 use crate::authz::{self, Role};
 use crate::daemon_state::{ComponentState, DaemonState};
-use crate::roots;
+use crate::{paging, roots};
+use prost::Message as _;
+use std::os::unix::ffi::OsStrExt as _;
 
 pub struct GoGuardService {
     pub state: Arc<DaemonState>,
@@ -155,11 +157,33 @@ impl GoGuard for GoGuardService {
         self.observe("ListRoots", async {
             let caller = authz::caller(&request)?;
             self.roots_known().await?;
+            let r = request.into_inner();
+            let filter = paging::fingerprint(&[]);
+            let after = match r.page_token.as_str() {
+                "" => None,
+                token => {
+                    let mut fields = paging::decode(token, paging::Listing::Roots, filter)?;
+                    if fields.len() != 1 {
+                        return Err(Status::invalid_argument("page_token has the wrong fields"));
+                    }
+                    fields.pop()
+                }
+            };
             let caches = self.state.caches.read().expect("caches lock");
-            let roots = caches
+            let key = |x: &roots::RootState| x.root.path.as_os_str().as_bytes().to_vec();
+            let mut page: Vec<&roots::RootState> = caches
                 .roots
                 .iter()
-                .filter(|r| caller.role == Role::Admin || roots::owned_by(&r.root, caller.uid))
+                .filter(|x| caller.role == Role::Admin || roots::owned_by(&x.root, caller.uid))
+                .filter(|x| after.as_ref().is_none_or(|a| key(x) > *a))
+                .collect();
+            let candidates = page.len();
+            first_in_order(&mut page, paging::page_cap(r.page_size), |a, b| {
+                a.root.path.as_os_str().cmp(b.root.path.as_os_str())
+            });
+            let mut budget = paging::Budget::default();
+            let roots: Vec<pb::CacheRoot> = page
+                .iter()
                 .map(|r| pb::CacheRoot {
                     path: r.root.path.display().to_string(),
                     kind: r.root.kind.as_str().to_owned(),
@@ -171,26 +195,40 @@ impl GoGuard for GoGuardService {
                     findings: r.findings.len() as u64,
                     last_scan_unix: r.last_scan,
                 })
+                .take_while(|x| budget.take(x.encoded_len()))
                 .collect();
-            let problems = if caller.role == Role::Admin {
-                caches.problems.clone()
+            let next_page_token = match page.get(roots.len().saturating_sub(1)) {
+                Some(last) if roots.len() < candidates => {
+                    paging::encode(paging::Listing::Roots, &[&key(last)], filter)
+                }
+                _ => String::new(),
+            };
+            let problems = if after.is_some() {
+                Vec::new() // problems come with the first page only
+            } else if caller.role == Role::Admin {
+                bounded_problems(&caches.problems)
             } else {
                 // A user sees the problems of their own discovery (e.g. a GOCACHE that is
                 // not guarded, and why), never another user's.
                 match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(caller.uid)) {
                     Ok(Some(u)) => {
                         let mine = format!("user {}: ", u.name);
-                        caches
+                        let own: Vec<String> = caches
                             .problems
                             .iter()
                             .filter(|p| p.starts_with(&mine))
                             .cloned()
-                            .collect()
+                            .collect();
+                        bounded_problems(&own)
                     }
                     _ => Vec::new(),
                 }
             };
-            Ok(Response::new(pb::ListRootsResponse { roots, problems }))
+            Ok(Response::new(pb::ListRootsResponse {
+                roots,
+                problems,
+                next_page_token,
+            }))
         })
         .await
     }
@@ -202,26 +240,84 @@ impl GoGuard for GoGuardService {
         self.observe("ListFindings", async {
             let caller = authz::caller(&request)?;
             self.roots_known().await?;
-            let prefix = request.get_ref().path_prefix.clone();
-            let prefix = (!prefix.is_empty())
-                .then(|| roots::normalize_request_path(&prefix).map_err(Status::invalid_argument))
+            let r = request.into_inner();
+            let prefix = (!r.path_prefix.is_empty())
+                .then(|| {
+                    roots::normalize_request_path(&r.path_prefix).map_err(Status::invalid_argument)
+                })
                 .transpose()?;
+            let filter = paging::fingerprint(&[prefix
+                .as_ref()
+                .map(|p| p.as_os_str().as_bytes())
+                .unwrap_or(b"")]);
+            let after = match r.page_token.as_str() {
+                "" => None,
+                token => {
+                    let fields = paging::decode(token, paging::Listing::Findings, filter)?;
+                    let [root, rel, kind]: [Vec<u8>; 3] = fields
+                        .try_into()
+                        .map_err(|_| Status::invalid_argument("page_token has the wrong fields"))?;
+                    Some((root, rel, kind))
+                }
+            };
             let caches = self.state.caches.read().expect("caches lock");
-            let mut findings = Vec::new();
-            for r in caches
+            // Every visible finding after the token, by (root, path, kind).
+            type Key<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+            let mut page: Vec<(
+                Key<'_>,
+                &goguard_policy::CacheRoot,
+                &goguard_policy::Finding,
+            )> = Vec::new();
+            for x in caches
                 .roots
                 .iter()
-                .filter(|r| caller.role == Role::Admin || roots::owned_by(&r.root, caller.uid))
+                .filter(|x| caller.role == Role::Admin || roots::owned_by(&x.root, caller.uid))
             {
-                for f in &r.findings {
-                    let abs = r.root.path.join(&f.rel_path);
-                    if prefix.as_ref().is_some_and(|p| !abs.starts_with(p)) {
+                let root = x.root.path.as_os_str().as_bytes();
+                if after.as_ref().is_some_and(|(a, _, _)| root < a.as_slice()) {
+                    continue;
+                }
+                for f in &x.findings {
+                    let k: Key<'_> = (
+                        root,
+                        f.rel_path.as_os_str().as_bytes(),
+                        f.kind.as_str().as_bytes(),
+                    );
+                    if after
+                        .as_ref()
+                        .is_some_and(|(a, b, c)| k <= (a.as_slice(), b.as_slice(), c.as_slice()))
+                    {
                         continue;
                     }
-                    findings.push(finding_to_pb(&r.root, f));
+                    if prefix
+                        .as_ref()
+                        .is_some_and(|p| !x.root.path.join(&f.rel_path).starts_with(p))
+                    {
+                        continue;
+                    }
+                    page.push((k, &x.root, f));
                 }
             }
-            Ok(Response::new(pb::ListFindingsResponse { findings }))
+            let candidates = page.len();
+            first_in_order(&mut page, paging::page_cap(r.page_size), |a, b| {
+                a.0.cmp(&b.0)
+            });
+            let mut budget = paging::Budget::default();
+            let findings: Vec<pb::Finding> = page
+                .iter()
+                .map(|(_, root, f)| finding_to_pb(root, f))
+                .take_while(|x| budget.take(x.encoded_len()))
+                .collect();
+            let next_page_token = match page.get(findings.len().saturating_sub(1)) {
+                Some(((root, rel, kind), _, _)) if findings.len() < candidates => {
+                    paging::encode(paging::Listing::Findings, &[root, rel, kind], filter)
+                }
+                _ => String::new(),
+            };
+            Ok(Response::new(pb::ListFindingsResponse {
+                findings,
+                next_page_token,
+            }))
         })
         .await
     }
@@ -248,9 +344,29 @@ impl GoGuard for GoGuardService {
                         .collect(),
                 );
             }
-            let limit = journal_limit(r.limit);
+            let journal_fp = paging::fingerprint(&[
+                filter.path_prefix.as_deref().unwrap_or("").as_bytes(),
+                &paging::f64_bytes(r.since_unix),
+            ]);
+            let remaining = match r.page_token.as_str() {
+                "" => journal_limit(r.limit) as usize,
+                token => {
+                    let fields = paging::decode(token, paging::Listing::Journal, journal_fp)?;
+                    let bad = || Status::invalid_argument("page_token has the wrong fields");
+                    let [at, id, left]: [Vec<u8>; 3] = fields.try_into().map_err(|_| bad())?;
+                    let at = paging::f64_from(&at).ok_or_else(bad)?;
+                    let id = paging::i64_from(&id).ok_or_else(bad)?;
+                    let left = paging::i64_from(&left).ok_or_else(bad)?;
+                    filter.before = Some((at, id));
+                    usize::try_from(left)
+                        .ok()
+                        .filter(|n| (1..=journal_limit(u32::MAX) as usize).contains(n))
+                        .ok_or_else(bad)?
+                }
+            };
+            let want = remaining.min(paging::page_cap(r.page_size));
             let state = self.state.clone();
-            let rows = tokio::task::spawn_blocking(move || {
+            let mut rows = tokio::task::spawn_blocking(move || {
                 // Self-healing's rows wait in the writer thread: write them first, so the
                 // caller sees every repair that has already happened.
                 state.journal.flush();
@@ -258,13 +374,35 @@ impl GoGuard for GoGuardService {
                     .store
                     .lock()
                     .expect("store lock")
-                    .list_journal_matching(&filter, limit)
+                    .list_journal_matching(&filter, want as u32 + 1)
             })
             .await
             .map_err(|e| Status::internal(format!("store task failed: {e}")))?
             .map_err(store_status)?;
+            let more = rows.len() > want;
+            rows.truncate(want);
+            let mut budget = paging::Budget::default();
+            let records: Vec<pb::JournalRecord> = rows
+                .iter()
+                .map(journal_to_pb)
+                .take_while(|x| budget.take(x.encoded_len()))
+                .collect();
+            let left = remaining - records.len();
+            let next_page_token = match records.last() {
+                Some(last) if left > 0 && (records.len() < rows.len() || more) => paging::encode(
+                    paging::Listing::Journal,
+                    &[
+                        &paging::f64_bytes(last.at_unix),
+                        &last.id.to_be_bytes(),
+                        &(left as i64).to_be_bytes(),
+                    ],
+                    journal_fp,
+                ),
+                _ => String::new(),
+            };
             Ok(Response::new(pb::ListJournalResponse {
-                records: rows.iter().map(journal_to_pb).collect(),
+                records,
+                next_page_token,
             }))
         })
         .await
@@ -566,6 +704,35 @@ fn denial_filter(r: &pb::ListDenialsRequest) -> Result<DenialFilter, Status> {
     })
 }
 
+/// Keeps the first `cap` items of `items` in `order`, sorted: a selection, then
+/// a sort of the page only, so a page costs linear time in the items, not n log n.
+fn first_in_order<T>(items: &mut Vec<T>, cap: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if items.len() > cap {
+        items.select_nth_unstable_by(cap, &order);
+        items.truncate(cap);
+    }
+    items.sort_unstable_by(order);
+}
+
+/// Discovery problems for the first page of ListRoots, at most a quarter of a
+/// reply's budget; the rest are counted in a last line.
+fn bounded_problems(all: &[String]) -> Vec<String> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for p in all {
+        used += p.len() + 6;
+        if used > paging::REPLY_BUDGET / 4 {
+            out.push(format!(
+                "… and {} more problems (see goguardd's log)",
+                all.len() - out.len()
+            ));
+            break;
+        }
+        out.push(p.clone());
+    }
+    out
+}
+
 /// ListJournal's `limit`: 0 asks for the default, larger values are capped.
 fn journal_limit(limit: u32) -> u32 {
     const DEFAULT: u32 = 100;
@@ -590,6 +757,7 @@ fn journal_filter(r: &pb::ListJournalRequest) -> Result<JournalFilter, Status> {
         path_prefix: path_prefix.map(|p| p.display().to_string()),
         since: (r.since_unix > 0.0).then_some(r.since_unix),
         roots: None,
+        before: None,
     })
 }
 
@@ -707,6 +875,7 @@ mod tests {
             limit: 0,
             path_prefix: path_prefix.into(),
             since_unix,
+            ..Default::default()
         }
     }
 

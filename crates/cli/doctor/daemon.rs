@@ -76,34 +76,51 @@ pub async fn ask(socket: Option<&Path>, uid: u32) -> DaemonFacts {
         socket: Some(path),
         ..Default::default()
     };
-    let roots = match timed("listing roots", c.list_roots(pb::ListRootsRequest {})).await {
-        Ok(r) => r.roots,
-        Err(e) => {
-            facts.problem = Some(e);
-            return facts;
+    let mut roots = Vec::new();
+    let mut request = pb::ListRootsRequest::default();
+    loop {
+        match timed("listing roots", c.list_roots(request.clone())).await {
+            Ok(r) => {
+                roots.extend(r.roots);
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = r.next_page_token;
+            }
+            Err(e) => {
+                facts.problem = Some(e);
+                return facts;
+            }
         }
-    };
+    }
     // An admin sees every root: keep the caller's own.
     facts.roots = roots
         .into_iter()
         .filter(|r| r.has_owner && r.owner_uid == uid)
         .collect();
-    match timed(
-        "listing findings",
-        c.list_findings(pb::ListFindingsRequest {
-            path_prefix: String::new(),
-        }),
-    )
-    .await
-    {
-        Ok(r) => {
-            facts.findings = r
-                .findings
-                .into_iter()
-                .filter(|f| facts.roots.iter().any(|r| r.path == f.root))
-                .collect()
+    // Only the findings of those roots, every page.
+    'roots: for root in &facts.roots {
+        let mut request = pb::ListFindingsRequest {
+            path_prefix: root.path.clone(),
+            ..Default::default()
+        };
+        loop {
+            match timed("listing findings", c.list_findings(request.clone())).await {
+                Ok(r) => {
+                    facts
+                        .findings
+                        .extend(r.findings.into_iter().filter(|f| f.root == root.path));
+                    if r.next_page_token.is_empty() {
+                        break;
+                    }
+                    request.page_token = r.next_page_token;
+                }
+                Err(e) => {
+                    facts.problem = Some(e);
+                    break 'roots;
+                }
+            }
         }
-        Err(e) => facts.problem = Some(e),
     }
     let mut denials = Vec::new();
     for root in &facts.roots {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::render::Style;
+use crate::render::{Style, term_safe};
 
 /// How bad a finding is. `Error` and `Warning` make the report unhealthy (exit 1); `Info`
 /// never does.
@@ -219,7 +219,7 @@ impl Report {
 
     /// `--json`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("the doctor's report serializes") + "\n"
+        crate::render::json_pretty(self)
     }
 
     /// The text report.
@@ -228,16 +228,16 @@ impl Report {
         out.push_str(&format!(
             "{} for {} (uid {}), home {}\n\n",
             style.bold("goguardctl doctor"),
-            self.user.name,
+            term_safe(&self.user.name),
             self.user.uid,
-            self.user.home
+            term_safe(&self.user.home)
         ));
         let width = self.go.keys().map(|k| k.len()).max().unwrap_or(0);
         let shown = |s: &SettingJson| {
             if s.value.is_empty() {
                 "(empty)".to_owned()
             } else {
-                s.value.clone()
+                term_safe(&s.value).into_owned()
             }
         };
         let value_width = self
@@ -252,7 +252,7 @@ impl Report {
                 let pad = " ".repeat(value_width - value.chars().count());
                 out.push_str(&format!(
                     "  {key:<width$}  {value}{pad}  {}\n",
-                    style.dim(&format!("({})", s.source))
+                    style.dim(&format!("({})", term_safe(&s.source)))
                 ));
             }
         }
@@ -295,12 +295,16 @@ fn render_check(c: &Check, style: &Style, out: &mut String) {
     out.push_str(&head);
     out.push('\n');
     for n in &c.notes {
-        out.push_str(&format!("    {}\n", style.dim(n)));
+        out.push_str(&format!("    {}\n", style.dim(&term_safe(n))));
     }
     for f in &c.findings {
-        out.push_str(&format!("  {} {}\n", marker(f.severity, style), f.message));
+        out.push_str(&format!(
+            "  {} {}\n",
+            marker(f.severity, style),
+            term_safe(&f.message)
+        ));
         for e in &f.examples {
-            out.push_str(&format!("      {e}\n"));
+            out.push_str(&format!("      {}\n", term_safe(e)));
         }
         if let Some(n) = f.count {
             let shown = f.examples.len() as u64;
@@ -310,7 +314,7 @@ fn render_check(c: &Check, style: &Style, out: &mut String) {
         }
         for (i, cmd) in f.fix.iter().enumerate() {
             let label = if i == 0 { "fix:" } else { " or:" };
-            out.push_str(&format!("      {} {cmd}\n", style.bold(label)));
+            out.push_str(&format!("      {} {}\n", style.bold(label), term_safe(cmd)));
         }
     }
 }

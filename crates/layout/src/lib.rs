@@ -149,6 +149,54 @@ fn xdg_dir(
     }
 }
 
+/// What `lstat` says of a user's runtime directory, for [`check_runtime_dir`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirFacts {
+    pub is_dir: bool,
+    pub is_symlink: bool,
+    pub owner_uid: u32,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+/// Refuses a runtime directory (`$XDG_RUNTIME_DIR`) that another user could
+/// have put a socket in: one not owned by `uid`, writable by group or others,
+/// a symlink or not a directory. A user-mode goguardd binds its socket there
+/// and goguardctl trusts the daemon it finds there, so such a directory would
+/// let another user swap in a fake daemon. The error says what to do.
+pub fn check_runtime_dir(
+    dir: &std::path::Path,
+    facts: DirFacts,
+    uid: u32,
+) -> Result<(), LayoutError> {
+    let why = if facts.is_symlink {
+        "is a symlink".to_owned()
+    } else if !facts.is_dir {
+        "is not a directory".to_owned()
+    } else if facts.owner_uid != uid {
+        format!(
+            "is owned by uid {}, not by you (uid {uid})",
+            facts.owner_uid
+        )
+    } else if facts.mode & 0o022 != 0 {
+        format!(
+            "is writable by {} (mode {:04o})",
+            if facts.mode & 0o002 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            facts.mode
+        )
+    } else {
+        return Ok(());
+    };
+    Err(LayoutError(format!(
+        "refusing the runtime directory {} (XDG_RUNTIME_DIR): it {why}, so another user could          have put a fake goguardd socket there; log in through a session that creates          /run/user/{uid} (mode 0700), or fix it with `chmod 0700` as its owner, or name a          socket explicitly (--socket, GOGUARD_SOCKET or daemon.socket)",
+        dir.display()
+    )))
+}
+
 /// The sockets `goguardctl` tries, in order, when neither `--socket` nor
 /// `GOGUARD_SOCKET` names one: an ordinary user's own daemon first (if its
 /// runtime directory is known), then the system daemon.
@@ -245,5 +293,56 @@ mod tests {
             client_socket_candidates(&root),
             vec![PathBuf::from(SYSTEM_SOCKET)]
         );
+    }
+
+    #[test]
+    fn a_runtime_dir_others_could_write_or_own_is_refused() {
+        let dir = std::path::Path::new("/run/user/1000");
+        let ok = DirFacts {
+            is_dir: true,
+            is_symlink: false,
+            owner_uid: 1000,
+            mode: 0o700,
+        };
+        assert_eq!(check_runtime_dir(dir, ok, 1000), Ok(()));
+        assert_eq!(
+            check_runtime_dir(dir, DirFacts { mode: 0o755, ..ok }, 1000),
+            Ok(())
+        );
+        for (facts, says) in [
+            (
+                DirFacts {
+                    owner_uid: 1001,
+                    ..ok
+                },
+                "owned by uid 1001",
+            ),
+            (
+                DirFacts { mode: 0o1777, ..ok },
+                "writable by every user (mode 1777)",
+            ),
+            (DirFacts { mode: 0o770, ..ok }, "writable by its group"),
+            (
+                DirFacts {
+                    is_symlink: true,
+                    ..ok
+                },
+                "is a symlink",
+            ),
+            (
+                DirFacts {
+                    is_dir: false,
+                    ..ok
+                },
+                "not a directory",
+            ),
+        ] {
+            let e = check_runtime_dir(dir, facts, 1000).unwrap_err();
+            assert!(e.0.contains(says), "{facts:?}: {e}");
+            assert!(
+                e.0.contains("/run/user/1000") && e.0.contains("--socket"),
+                "{e}"
+            );
+        }
     }
 }

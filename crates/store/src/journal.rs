@@ -39,6 +39,12 @@ fn journal_query(filter: &JournalFilter, limit: u32) -> Result<Option<(String, V
         conds.push(format!("root IN ({})", vec!["?"; roots.len()].join(", ")));
         args.extend(roots.iter().map(|r| Value::Text(r.clone())));
     }
+    if let Some((at, id)) = filter.before {
+        finite("before", at)?;
+        // `at <= ?` first, so the time index bounds the range.
+        conds.push("at <= ? AND (at < ? OR id < ?)".into());
+        args.extend([Value::Real(at), Value::Real(at), Value::Integer(id)]);
+    }
     let where_clause = if conds.is_empty() {
         String::new()
     } else {
@@ -385,6 +391,7 @@ mod tests {
             path_prefix: Some("/u/gocache/00".into()),
             since: Some(101.0),
             roots: Some(vec!["/u/gocache".into()]),
+            before: None,
         };
         assert_eq!(paths(&store, &combined, 100), ["/u/gocache/00/f"]);
         let elsewhere = JournalFilter {
@@ -393,6 +400,33 @@ mod tests {
             ..JournalFilter::default()
         };
         assert!(paths(&store, &elsewhere, 100).is_empty());
+
+        // Paging: after (104.0, id of f) comes d, c, b, a; rows as old with a smaller id
+        // follow, rows with a larger id do not.
+        let f_id = store
+            .last_journal_id_for_path("/u/gocache/00/f")
+            .unwrap()
+            .unwrap();
+        let after_f = JournalFilter {
+            before: Some((104.0, f_id)),
+            ..JournalFilter::default()
+        };
+        assert_eq!(
+            paths(&store, &after_f, 2),
+            ["/v/gocache/01/d", "/u/gocache/01/c"]
+        );
+        store
+            .append_journal(&at("/u/gocache/02/same-time", "/u/gocache", 104.0))
+            .unwrap();
+        assert_eq!(paths(&store, &after_f, 1), ["/v/gocache/01/d"]);
+        let before_f = JournalFilter {
+            before: Some((104.0, f_id + 100)),
+            ..JournalFilter::default()
+        };
+        assert_eq!(
+            paths(&store, &before_f, 2),
+            ["/u/gocache/02/same-time", "/u/gocache/00/f"]
+        );
 
         assert!(matches!(
             store.list_journal_matching(
@@ -429,6 +463,11 @@ mod tests {
                 roots,
                 since: Some(1.0),
                 path_prefix: Some("/u/gocache".into()),
+                before: Some((5.0, 7)),
+            },
+            JournalFilter {
+                before: Some((5.0, 7)),
+                ..JournalFilter::default()
             },
         ];
         for filter in filters {

@@ -344,6 +344,9 @@ pub struct JournalFilter {
     /// Only rows of these roots (exact root paths); `Some` of an empty list matches
     /// nothing. `None` means every root. The caller decides who may see which roots.
     pub roots: Option<Vec<String>>,
+    /// Only rows after this `(at, id)` in the listing's order (older, or as old with a
+    /// smaller id): where the next page of a paged read resumes.
+    pub before: Option<(f64, i64)>,
 }
 
 /// A stored journal entry.
