@@ -467,3 +467,75 @@ fn a_reload_drops_a_removed_root_at_once() {
         "a dropped root was healed"
     );
 }
+
+/// Issue 18, item 2: a FIFO named by `GOENV` in environment.d, a 1 GiB sparse
+/// environment.d file and `GOENV` at another user's 0600 env file. goguardd starts, a rescan
+/// returns, and none of them is read (the FIFO never blocks discovery).
+#[test]
+fn hostile_environment_files_never_block_or_misdirect_discovery() {
+    if !require_root("creates users") {
+        return;
+    }
+    let user = TestUser::create("xf");
+    let victim = TestUser::create("xg");
+    let envd = user.home.join(".config/environment.d");
+    std::fs::create_dir_all(&envd).unwrap();
+    let fifo = user.home.join("env-fifo");
+    let out = Command::new("mkfifo").arg(&fifo).output().unwrap();
+    assert!(out.status.success(), "mkfifo: {}", stderr(&out));
+    std::fs::write(
+        envd.join("10-goenv.conf"),
+        format!("GOENV={}\n", fifo.display()),
+    )
+    .unwrap();
+    let big = std::fs::File::create(envd.join("20-big.conf")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    user.give(&user.home.join(".config"));
+    user.give(&fifo);
+    // The victim's private env file, which the second user's GOENV names.
+    let victim_env = victim.home.join(".config/go/env");
+    std::fs::create_dir_all(victim_env.parent().unwrap()).unwrap();
+    let moved = victim.home.join("private-cache");
+    std::fs::write(&victim_env, format!("GOCACHE={}\n", moved.display())).unwrap();
+    victim.give(&victim.home.join(".config"));
+    std::fs::set_permissions(&victim_env, PermissionsExt::from_mode(0o600)).unwrap();
+
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\", \"{}\"]\n[scan]\ninterval_secs = 0",
+        user.name, victim.name
+    ));
+    let start = Instant::now();
+    let _daemon = sb.start();
+    let sock = sb.socket();
+    let r = ctl(&sock, &["rescan"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "discovery was slow"
+    );
+    let paths = root_paths(&ctl(&sock, &["roots", "--json"]));
+    // The user's GOCACHE is the default: nothing came from the FIFO or the big file.
+    assert!(
+        paths.contains(&user.home.join(".cache/go-build").display().to_string()),
+        "{paths:?}"
+    );
+    // GOENV at the victim's 0600 file (set in the user's environment.d) is not read for
+    // the user: no root of the user's points at the victim's private-cache.
+    std::fs::write(
+        envd.join("10-goenv.conf"),
+        format!("GOENV={}\n", victim_env.display()),
+    )
+    .unwrap();
+    user.give(&envd);
+    let r = ctl(&sock, &["rescan"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let mine = user.ctl_as(&sock, &["roots", "--json"]);
+    assert!(
+        !stdout(&mine).contains("private-cache"),
+        "the victim's env file was read for the user: {}",
+        stdout(&mine)
+    );
+    // The victim's own root follows their file, as before.
+    assert!(root_paths(&ctl(&sock, &["roots", "--json"])).contains(&moved.display().to_string()));
+}

@@ -84,9 +84,10 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
         let with_env_files: Vec<_> = users
             .iter()
             .map(|u| {
-                let (envd, _) = goguard_policy::envd::load(
+                let (envd, _) = goguard_policy::envd::load_as(
                     &discovery::environment_d_dirs(u),
                     &discovery::base_environment(u, &cfg),
+                    Some(&discovery::user_reader(u)),
                 );
                 (*u, discovery::env_file_for(u, &cfg, &envd, version))
             })

@@ -353,6 +353,14 @@ pub fn environment_d_dirs(user: &PasswdEntry) -> Vec<PathBuf> {
     dirs
 }
 
+/// Whose permissions reading `user`'s inputs takes.
+pub fn user_reader(user: &PasswdEntry) -> crate::userfile::Reader {
+    crate::userfile::Reader {
+        uid: user.uid,
+        gid: user.gid,
+    }
+}
+
 /// Loader: reads one user's environment.d, `go env -w` file and `$GOROOT/go.env`, then
 /// resolves. Missing or unreadable files count as absent, as they do for Go and systemd.
 pub fn load_user(
@@ -362,9 +370,11 @@ pub fn load_user(
     version: GoVersion,
 ) -> UserCaches {
     let base = base_environment(user, cfg);
-    let (environment_d, _) = envd::load(&environment_d_dirs(user), &base);
+    let reader = user_reader(user);
+    let (environment_d, _) = envd::load_as(&environment_d_dirs(user), &base, Some(&reader));
+    // As the user would: a FIFO, a huge file or another user's 0600 file reads as absent.
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
+        crate::userfile::read(p, Some(&reader), crate::userfile::MAX_ENV_FILE)
             .ok()
             .map(|t| GoEnvFile::parse(&t))
     };

@@ -405,6 +405,17 @@ pub fn session_environment(base: &EnvMap, environment_d: &EnvMap) -> EnvMap {
 /// merges them against `base`. Unreadable directories and files count as empty, as for the
 /// generator. Returns the variables and the files read.
 pub fn load(dirs: &[PathBuf], base: &EnvMap) -> (EnvMap, Vec<PathBuf>) {
+    load_as(dirs, base, None)
+}
+
+/// [`load`] with `reader`'s permissions: each file is read through
+/// [`crate::userfile::read`] (regular files only, never blocking, size-capped, and only what
+/// `reader` may read); a refused file counts as absent.
+pub fn load_as(
+    dirs: &[PathBuf],
+    base: &EnvMap,
+    reader: Option<&crate::userfile::Reader>,
+) -> (EnvMap, Vec<PathBuf>) {
     let listings: Vec<Vec<String>> = dirs
         .iter()
         .map(|d| {
@@ -420,7 +431,9 @@ pub fn load(dirs: &[PathBuf], base: &EnvMap) -> (EnvMap, Vec<PathBuf>) {
     let paths: Vec<PathBuf> = order.iter().map(|(i, n)| dirs[*i].join(n)).collect();
     let texts: Vec<String> = paths
         .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .map(|p| {
+            crate::userfile::read(p, reader, crate::userfile::MAX_ENV_FILE).unwrap_or_default()
+        })
         .collect();
     (merge_files(texts.iter().map(String::as_str), base), paths)
 }

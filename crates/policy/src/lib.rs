@@ -29,6 +29,7 @@ pub mod goenv;
 pub mod guard;
 pub mod plan;
 pub mod roots;
+pub mod userfile;
 
 pub use config::{HealAction, RootDecl, RootKind};
 pub use drift::{DriftKind, Finding, Observed, Severity, evaluate};
