@@ -17,4 +17,5 @@ mod packaging;
 mod policy;
 mod robustness;
 mod security;
+mod stop;
 mod systemd_units;

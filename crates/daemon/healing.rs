@@ -28,6 +28,9 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         let mut states = Vec::new();
         let (mut entries, mut findings) = (0u64, 0u64);
         for root in found.roots.roots() {
+            if crate::daemon_state::stopping() {
+                break;
+            }
             // One walk: with self-healing on, the repair pass also yields the
             // findings left afterwards.
             let report = if auto {

@@ -19,6 +19,8 @@ pub struct ScanReport {
     pub entries: u64,
     pub findings: Vec<Finding>,
     pub errors: Vec<String>,
+    /// The walk ended early because goguardd is stopping.
+    pub stopped: bool,
 }
 
 /// One change planned or made.
@@ -137,6 +139,10 @@ pub fn scan(
     let mut findings = Vec::new();
     let mut label_buf = Vec::new();
     let mut visitor = FnVisitor(|entry: &goguard_fs::WalkEntry<'_>| {
+        if crate::daemon_state::stopping() {
+            report.stopped = true;
+            return Control::Stop;
+        }
         if let Some(sub) = subtree {
             let (inside, ancestor) = on_path(entry.rel, sub);
             if !inside {

@@ -50,6 +50,11 @@ pub async fn run(
     log: LogControl,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Signals are handled from the first moment: SIGTERM/SIGINT set the stop flag (every
+    // scan, repair and walk checks it between entries) and end the supervisor; a SIGHUP
+    // during start-up waits in its stream and reloads once serving.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut stop_requested = stop_on_signal()?;
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -180,6 +185,19 @@ pub async fn run(
     if let Err(e) = crate::healing::rescan_all(&state).await {
         tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
     }
+    if crate::daemon_state::stopping() {
+        // Stopped during the first scan: what it changed is journaled (rescan_all journals
+        // the partial walk); nothing else was started.
+        tracing::info!("stopping during start-up");
+        notify::stopping();
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut server).await;
+        let st = state.clone();
+        let _ = tokio::task::spawn_blocking(move || st.journal.flush()).await;
+        metrics_task.stop();
+        socket.remove_if_ours();
+        return Ok(());
+    }
     // Calls that judge paths against the roots waited for this (the socket
     // serves from the start, so `status` answers while the first scan runs).
     state.roots_ready.send_replace(true);
@@ -259,9 +277,6 @@ pub async fn run(
     );
     notify::ready(&summary);
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let watchdog = notify::watchdog_interval();
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
 
@@ -281,8 +296,7 @@ pub async fn run(
                     }
                 }
             }
-            _ = term.recv() => break Ok(()),
-            _ = int.recv() => break Ok(()),
+            _ = stop_requested.changed() => break Ok(()),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             _ = retention_tick.tick() => apply_retention(&state).await,
             _ = inputs_tick.tick() => crate::healing::rediscover_if_inputs_changed(&state).await,
@@ -345,6 +359,23 @@ pub async fn run(
     metrics_task.stop();
     socket.remove_if_ours();
     outcome
+}
+
+/// A task that waits for SIGTERM or SIGINT, sets the process-wide stop flag (so a scan in
+/// progress ends between two entries) and tells the supervisor.
+fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        crate::daemon_state::request_stop();
+        let _ = tx.send(true);
+    });
+    Ok(rx)
 }
 
 /// Forgets old denials as `[audit]` retention says, hourly.
