@@ -539,3 +539,68 @@ fn hostile_environment_files_never_block_or_misdirect_discovery() {
     // The victim's own root follows their file, as before.
     assert!(root_paths(&ctl(&sock, &["roots", "--json"])).contains(&moved.display().to_string()));
 }
+
+/// Issue 18, item 4: a user holds `trim.txt` locked. Root's trim of that cache gives up
+/// after the lock timeout with an error saying so; many trims queue without taking every
+/// thread, and `status` and other users' work go on meanwhile.
+#[test]
+fn a_users_lock_on_trim_txt_never_blocks_the_admin() {
+    if !require_root("creates a user") {
+        return;
+    }
+    let user = TestUser::create("xk");
+    let cache = user.gocache_with(&["ab"]);
+    std::fs::write(cache.join("trim.txt"), "1700000000\n").unwrap();
+    user.give(&cache);
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0",
+        user.name
+    ));
+    let _daemon = sb.start();
+    let sock = sb.socket();
+    let mut holder = Command::new(require_tool("runuser", "util-linux"))
+        .args(["-u", &user.name, "--", "flock", "-x"])
+        .arg(cache.join("trim.txt"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Twenty trims at once: they queue two at a time, each gives up after the timeout.
+    let trims: Vec<_> = (0..20)
+        .map(|_| {
+            let sock = sock.clone();
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let out = ctl(&sock, &["trim", "--force", cache.to_str().unwrap()]);
+                (t.elapsed(), out)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let st = ctl(&sock, &["status", "--json"]);
+    assert!(st.status.code().is_some(), "{}", stderr(&st));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let journal = ctl(&sock, &["journal", "--json"]);
+    assert!(journal.status.success(), "{}", stderr(&journal));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "journal took {:?}",
+        t.elapsed()
+    );
+    let first = trims.into_iter().next().unwrap().join().unwrap();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let (took, out) = first;
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("locked"), "{text}");
+    assert!(took < Duration::from_secs(20), "the trim waited {took:?}");
+}

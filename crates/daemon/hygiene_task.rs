@@ -47,6 +47,9 @@ impl Cause {
     }
 }
 
+static TRIMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+static VERIFICATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// The guarded roots of `kind`, optionally only `only`.
 pub fn roots_of(state: &DaemonState, kind: RootKind, only: Option<&Path>) -> Vec<CacheRoot> {
     let caches = state.caches.read().expect("caches lock");
@@ -69,6 +72,9 @@ pub async fn trim_roots(
 ) -> Vec<pb::TrimResult> {
     let default_cap = state.config().hygiene.gocache_max_size.map(|s| s.0);
     let mut out = Vec::new();
+    // At most two trims at a time, whoever asks: the others wait here, not on a blocking
+    // thread, so trims can never exhaust the pool other work needs.
+    let _permit = TRIMS.acquire().await.expect("never closed");
     for root in roots {
         let policy = TrimPolicy {
             max_bytes: root.max_size.or(default_cap),
@@ -218,6 +224,7 @@ pub async fn verify_roots(
         problems: Vec::new(),
         results: Vec::new(),
     };
+    let _permit = VERIFICATIONS.acquire().await.expect("never closed");
     for root in roots {
         let opts = VerifyOptions {
             gosum: lines.clone(),

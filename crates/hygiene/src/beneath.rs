@@ -292,11 +292,36 @@ pub fn write_locked(
     Ok(())
 }
 
+/// How long a lock on `trim.txt` is waited for. Go holds it for microseconds; a user who
+/// holds it longer (`flock -x trim.txt sleep 240`) must not hold a daemon thread hostage.
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `flock(op)`, retried without blocking until [`LOCK_TIMEOUT`]; then `WouldBlock` with a
+/// message that says what holds it.
 fn flock_retry(fd: BorrowedFd<'_>, op: FlockOperation) -> io::Result<()> {
+    let nonblocking = match op {
+        FlockOperation::LockShared => FlockOperation::NonBlockingLockShared,
+        FlockOperation::LockExclusive => FlockOperation::NonBlockingLockExclusive,
+        other => other,
+    };
+    let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
     loop {
-        match rustix::fs::flock(fd, op) {
+        match rustix::fs::flock(fd, nonblocking) {
             Ok(()) => return Ok(()),
             Err(Errno::INTR) => continue,
+            Err(Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(Errno::WOULDBLOCK) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!(
+                        "still locked by another process after {}s (a go command, or a user \
+                         holding it); try again later",
+                        LOCK_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
             Err(e) => return Err(e.into()),
         }
     }
