@@ -423,7 +423,11 @@ pub fn cache_paths(user: &UserFacts, go: &GoFacts, dirs: &[DirFacts]) -> Check {
     for d in dirs.iter().filter(|d| d.role != "GOPATH") {
         // goguardd guards a user's cache only inside the home (or an admin's prefix):
         // elsewhere the user does not control every directory on the way (docs/SECURITY.md).
-        if goguard_policy::discovery::admit(&d.path, &user.home, &[]).is_err() {
+        // A shared cache (group or ACL access for others) is the shared_roots check's: it
+        // advises the [[root]] with its group.
+        if goguard_policy::discovery::admit(&d.path, &user.home, &[]).is_err()
+            && !(d.mode & 0o020 != 0 || d.has_default_acl)
+        {
             let kind = if d.role == "GOMODCACHE" {
                 goguard_policy::RootKind::GoModCache
             } else {
