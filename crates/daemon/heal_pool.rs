@@ -155,7 +155,7 @@ fn work(
     while let Ok(job) = jobs.recv() {
         if labels.as_ref() != Some(&job.labels) {
             contexts = job.labels.file_contexts.as_deref().and_then(|p| {
-                goguard_fs::FileContexts::open(p)
+                goguard_fs::FileContexts::open_full(p)
                     .inspect_err(|e| {
                         tracing::warn!(file_contexts = %p.display(), error = %e,
                                        "labels are not checked while self-healing");

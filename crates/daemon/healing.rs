@@ -97,7 +97,7 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
 
 fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     let path = path?;
-    match goguard_fs::FileContexts::open(path) {
+    match goguard_fs::FileContexts::open_full(path) {
         Ok(fc) => Some(fc),
         Err(e) => {
             tracing::warn!(file_contexts = %path.display(), error = %e, "labels are not checked");
