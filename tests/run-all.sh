@@ -2,7 +2,8 @@
 # goguard's whole test suite, from a fresh machine that has only the Rust
 # toolchain: installs the system packages (see packaging/deps.sh), then runs
 # formatting and lint checks, every unit and integration test, the parser
-# conformance suite and a bounded fuzz run. Run as root (CI does): the tests
+# conformance suite, a bounded fuzz run and the enforcing-SELinux tier in a
+# QEMU guest (tests/selinux-vm/run.sh). Run as root (CI does): the tests
 # use real xattrs, ACLs, chown, and clients run as other users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,8 @@ if [ -x crates/audit/fuzz/run.sh ]; then
   step "fuzzing the audit parser for ${FUZZ_SECONDS:=60}s per target"
   FUZZ_SECONDS=$FUZZ_SECONDS crates/audit/fuzz/run.sh
 fi
+# A real enforcing kernel: goguard's .deb in a Debian guest under QEMU
+# (tests/selinux-vm/run.sh; fails, never skips, when QEMU cannot run).
+step "enforcing SELinux tier (QEMU guest)"
+tests/selinux-vm/run.sh
 step "all tests passed"
