@@ -165,6 +165,9 @@ mkfs.ext4 -q -F -d "$r" -L vmroot "$work/disk.img" 4G || die "mkfs.ext4 -d faile
 kernel=$(ls "$r"/boot/vmlinuz-* | sort -V | tail -n1)
 initrd=$(ls "$r"/boot/initrd.img-* | sort -V | tail -n1)
 cp "$kernel" "$work/vmlinuz"; cp "$initrd" "$work/initrd.img"
+# The copy is in the image now: remove it while the guest runs.
+rm -rf "$r" &
+rm_pid=$!
 
 # --- boot -------------------------------------------------------------------------
 say "booting the guest (enforcing, TCG, at most ${timeout_s} s); console: $work/console.log"
@@ -186,7 +189,7 @@ case $qrc in
   *) tail -n 20 "$work/console.log" >&2; die "qemu-system-x86_64 failed (exit $qrc)" ;;
 esac
 
-rm -rf "$r"
+wait "$rm_pid" || true
 
 # --- verdicts ---------------------------------------------------------------------
 debugfs -R "cat /var/lib/goguard-vm/results" "$work/disk.img" >"$work/results" 2>"$work/debugfs.err" || true
