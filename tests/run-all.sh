@@ -26,4 +26,7 @@ if [ -x crates/audit/fuzz/run.sh ]; then
   step "fuzzing the audit parser for ${FUZZ_SECONDS:=60}s per target"
   FUZZ_SECONDS=$FUZZ_SECONDS crates/audit/fuzz/run.sh
 fi
+# The enforcing-SELinux tier (tests/selinux-vm/run.sh, a Debian guest under
+# QEMU) is not run here yet: its label-heal scenario misses its 2 s deadline
+# under TCG on a loaded 2-core machine (issue 14's note); run it by hand.
 step "all tests passed"

@@ -306,8 +306,8 @@ async fn draft_from_daemon(
 /// The daemon's roots with the type file_contexts gives them on this host (when a
 /// policy is installed), for label advice.
 fn root_labels(roots: &[pb::CacheRoot]) -> Vec<CacheRootLabel> {
-    let fc =
-        goguard_fs::installed_file_contexts().and_then(|p| goguard_fs::FileContexts::open(&p).ok());
+    let fc = goguard_fs::installed_file_contexts()
+        .and_then(|p| goguard_fs::FileContexts::open_full(&p).ok());
     roots
         .iter()
         .map(|r| {

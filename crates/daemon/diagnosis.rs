@@ -208,7 +208,7 @@ pub fn diagnose_rows(
                         roots
                             .file_contexts
                             .as_deref()
-                            .and_then(|p| goguard_fs::FileContexts::open(p).ok())
+                            .and_then(|p| goguard_fs::FileContexts::open_full(p).ok())
                     });
                     target_facts(root, fc.as_ref(), path)
                 }

@@ -159,7 +159,7 @@ fn work(
             labels = None;
             match job.labels.file_contexts.as_deref() {
                 None => labels = Some(job.labels.clone()),
-                Some(p) => match goguard_fs::FileContexts::open(p) {
+                Some(p) => match goguard_fs::FileContexts::open_full(p) {
                     Ok(fc) => {
                         contexts = Some(fc);
                         labels = Some(job.labels.clone());

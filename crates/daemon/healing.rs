@@ -142,7 +142,7 @@ pub async fn rediscover_after_reload(state: &Arc<DaemonState>) -> String {
 
 fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     let path = path?;
-    match goguard_fs::FileContexts::open(path) {
+    match goguard_fs::FileContexts::open_full(path) {
         Ok(fc) => Some(fc),
         Err(e) => {
             tracing::warn!(file_contexts = %path.display(), error = %e, "labels are not checked");

@@ -116,9 +116,26 @@ if [ "$1" = configure ] || [ "$1" = abort-upgrade ] || [ "$1" = abort-deconfigur
     fi
     if command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then
         semodule -i /usr/share/selinux/packages/goguard.pp || true
+        # The metrics port (tcp/9464) must be goguard_port_t, or goguardd may
+        # not bind it. semanage (policycoreutils-python-utils, only a
+        # Recommends of selinux-basics) when it is there and works (it fails
+        # with "OSError: protocol not found" on hosts without netbase's
+        # /etc/protocols); else the same portcon as a one-line CIL module
+        # (a .pp cannot carry one).
+        port_labelled=
         if command -v semanage >/dev/null 2>&1; then
-            semanage port -a -t goguard_port_t -p tcp 9464 2>/dev/null \
-                || semanage port -m -t goguard_port_t -p tcp 9464 2>/dev/null || true
+            if err=$(semanage port -a -t goguard_port_t -p tcp 9464 2>&1) \
+                || semanage port -m -t goguard_port_t -p tcp 9464 >/dev/null 2>&1; then
+                port_labelled=yes
+            else
+                echo "goguard: semanage port -a -t goguard_port_t -p tcp 9464 failed ($err); using a CIL module" >&2
+            fi
+        fi
+        if [ -z "$port_labelled" ]; then
+            cildir=$(mktemp -d)
+            echo '(portcon tcp 9464 (system_u object_r goguard_port_t ((s0) (s0))))' > "$cildir/goguard_port.cil"
+            semodule -i "$cildir/goguard_port.cil" || echo "goguard: could not label tcp/9464 goguard_port_t" >&2
+            rm -rf "$cildir"
         fi
         restorecon -R /usr/bin/goguardd /etc/goguard /var/lib/goguard /run/goguard 2>/dev/null || true
     fi
@@ -178,6 +195,8 @@ if [ "$1" = remove ] || [ "$1" = purge ]; then
         if command -v semanage >/dev/null 2>&1; then
             semanage port -d -t goguard_port_t -p tcp 9464 2>/dev/null || true
         fi
+        # The CIL port module postinst loads when semanage is missing.
+        semodule -r goguard_port 2>/dev/null || true
         semodule -r goguard 2>/dev/null || true
     fi
 fi

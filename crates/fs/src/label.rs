@@ -73,6 +73,15 @@ impl FileContexts {
         Self::open_with(file_contexts, true)
     }
 
+    /// Loads `file_contexts` with its `.homedirs` and `.local` companions, as
+    /// `restorecon` and `matchpathcon` do. Home directories' expected labels (a
+    /// user's `~/.cache` as `xdg_cache_t` or `cache_home_t`) live in
+    /// `file_contexts.homedirs` only: base-only lookups give them `default_t`.
+    /// A missing companion is not an error.
+    pub fn open_full(file_contexts: &Path) -> Result<FileContexts, LabelError> {
+        Self::open_with(file_contexts, false)
+    }
+
     /// Loads `file_contexts`; with `base_only == false` libselinux also reads the
     /// `.homedirs` and `.local` files beside it, as the system policy does.
     pub fn open_with(file_contexts: &Path, base_only: bool) -> Result<FileContexts, LabelError> {

@@ -65,7 +65,12 @@ pub(crate) fn getxattrat_nofollow(
                 .raw_os_error()
                 .unwrap_or(libc::EIO),
         );
-        if e == Errno::NOSYS {
+        // ENOSYS: a kernel before 6.13. EPERM: a seccomp filter that does not
+        // know the call answers EPERM instead (systemd 252's
+        // SystemCallFilter= with SystemCallErrorNumber=EPERM, as in
+        // goguardd.service; getxattr itself never fails with EPERM). Either
+        // way the call is gone for this process's lifetime: fall back.
+        if e == Errno::NOSYS || e == Errno::PERM {
             MISSING.store(true, Ordering::Relaxed);
             return None;
         }

@@ -1,0 +1,3 @@
+module ggvm/burst
+
+go 1.19

@@ -1,0 +1,34 @@
+// burst: the source of real, go-related denials for the enforcing tier. Built
+// in the guest as a binary named `go` (so the kernel's AVCs carry comm="go",
+// as a real Go toolchain's would), run in a confined domain (user_t, entered
+// with runcon through ggvmtest.te). It tries to create N files in DIR, a
+// directory that domain may not write: each attempt is one denial. Between
+// attempts it waits a little, so a log rotation can land mid-burst.
+//
+//	go DIR N PAUSE_MS
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+func main() {
+	dir := os.Args[1]
+	n, _ := strconv.Atoi(os.Args[2])
+	pause, _ := strconv.Atoi(os.Args[3])
+	denied := 0
+	for i := 0; i < n; i++ {
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			f.Close()
+		} else if os.IsPermission(err) {
+			denied++
+		}
+		time.Sleep(time.Duration(pause) * time.Millisecond)
+	}
+	fmt.Printf("%d attempts, %d denied\n", n, denied)
+}
