@@ -562,12 +562,12 @@ fn a_users_lock_on_trim_txt_never_blocks_the_admin() {
     let mut holder = Command::new(require_tool("runuser", "util-linux"))
         .args(["-u", &user.name, "--", "flock", "-x"])
         .arg(cache.join("trim.txt"))
-        .args(["sleep", "60"])
+        .args(["sleep", "120"])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    // Twenty trims at once: they queue two at a time, each gives up after the timeout.
-    let trims: Vec<_> = (0..20)
+    // Eight trims at once: they queue two at a time, each gives up after the timeout.
+    let trims: Vec<_> = (0..8)
         .map(|_| {
             let sock = sock.clone();
             let cache = cache.clone();
@@ -595,12 +595,19 @@ fn a_users_lock_on_trim_txt_never_blocks_the_admin() {
         "journal took {:?}",
         t.elapsed()
     );
-    let first = trims.into_iter().next().unwrap().join().unwrap();
+    // They queue two at a time and each gives up after the 5 s lock timeout.
+    let results: Vec<_> = trims.into_iter().map(|t| t.join().unwrap()).collect();
     let _ = holder.kill();
     let _ = holder.wait();
-    let (took, out) = first;
-    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains("locked"), "{text}");
-    assert!(took < Duration::from_secs(20), "the trim waited {took:?}");
+    for (took, out) in &results {
+        assert_ne!(out.status.code(), Some(0), "{}", stdout(out));
+        let text = format!("{}{}", stdout(out), stderr(out));
+        assert!(text.contains("locked"), "{text}");
+        assert!(*took < Duration::from_secs(60), "a trim waited {took:?}");
+    }
+    let fastest = results.iter().map(|(t, _)| *t).min().unwrap();
+    assert!(
+        fastest < Duration::from_secs(10),
+        "the first trim waited {fastest:?}"
+    );
 }
