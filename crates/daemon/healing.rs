@@ -305,8 +305,25 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
                 continue; // still drifted: the denial stays new
             }
             let abs = root.path.join(&rel).display().to_string();
+            // Compliant but nothing journaled yet: a self-healing worker changed it a
+            // moment ago and is handing its row to the journal writer. Wait for it
+            // (bounded), so the denial is linked to the repair that fixed it.
+            let mut link = None;
+            for _ in 0..40 {
+                st.journal.flush();
+                link = st
+                    .store
+                    .lock()
+                    .expect("store lock")
+                    .last_journal_id_for_path(&abs)
+                    .ok()
+                    .flatten();
+                if link.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
             let mut store = st.store.lock().expect("store lock");
-            let link = store.last_journal_id_for_path(&abs).ok().flatten();
             if link.is_some()
                 && store
                     .set_denial_status(id, goguard_store::Status::Fixed, link)
