@@ -64,10 +64,9 @@ print(json.dumps({"held_to_the_end": held}), flush=True)
 "#;
 
 fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
+    assert_root(
         "the flood tests need root: they create a user with useradd and run a root goguardd \
-         (CI runs them as root)"
+         (CI runs them as root)",
     );
 }
 

@@ -20,9 +20,8 @@ const TITLE: &str = "x\x1b]0;TITLE\x07\x1b[2K\x1b[1A\rFAKE";
 const FORGED: &str = "y\nerror     world_writable  ~root.ssh  0666  0644  auto";
 
 fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (it creates users and runs a system goguardd); run it as root"
+    assert_root(
+        "this test needs root (it creates users and runs a system goguardd); run it as root",
     );
 }
 

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests need root (a system-mode goguardd, chown to other users); CI runs them as root"
+    assert_root(
+        "these tests need root (a system-mode goguardd, chown to other users); CI runs them as root",
     );
 }
 

@@ -294,3 +294,9 @@ pub fn require_root(why: &str) -> bool {
     eprintln!("skipped: needs root ({why}); tests/run-all.sh runs it as root");
     false
 }
+
+/// Fails the test unless it runs as root, whatever the environment (for tests that have no
+/// meaningful unprivileged part).
+pub fn assert_root(why: &str) {
+    assert!(nix::unistd::geteuid().is_root(), "{why}");
+}

@@ -31,6 +31,16 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// A test (or part of one) cannot run here: a failure under `GOGUARD_TESTS_STRICT=1`
+/// (tests/run-all.sh, as root in CI), a note otherwise.
+fn cannot_run(why: &str) {
+    assert!(
+        std::env::var_os("GOGUARD_TESTS_STRICT").is_none_or(|v| v != "1"),
+        "cannot run ({why}) under GOGUARD_TESTS_STRICT=1: run tests/run-all.sh as root"
+    );
+    eprintln!("skipped: {why}");
+}
+
 fn changed(root_id: u32, p: &str, what: Change) -> impl Fn(&Notice) -> bool {
     let p = PathBuf::from(p);
     move |n| {
@@ -108,6 +118,8 @@ async fn chmod_chown_setfacl_and_root_chmod_are_attrib() {
     if is_root() {
         std::os::unix::fs::chown(&f, Some(1234), Some(1234)).unwrap();
         expect_all(&mut w, &[&changed(1, "f", Change::Attrib)]).await;
+    } else {
+        cannot_run("the chown part needs root");
     }
     run("setfacl", &["-m", "u:1234:rw", f.to_str().unwrap()]);
     expect_all(&mut w, &[&changed(1, "f", Change::Attrib)]).await;
@@ -134,7 +146,7 @@ async fn an_selinux_label_change_is_attrib() {
     ) {
         Ok(()) => {}
         Err(e) => {
-            eprintln!("skipped: cannot set security.selinux here: {e}");
+            cannot_run(&format!("cannot set security.selinux here: {e}"));
             return;
         }
     }
@@ -322,7 +334,7 @@ async fn a_kernel_queue_overflow_is_reported() {
         let _g = lock();
         let old = fs::read_to_string(KNOB).unwrap();
         if let Err(e) = fs::write(KNOB, "16") {
-            eprintln!("skipped: cannot lower {KNOB}: {e}");
+            cannot_run(&format!("cannot lower {KNOB}: {e}"));
             return;
         }
         let _restore = Restore(KNOB, old);
@@ -386,7 +398,7 @@ impl Drop for Unmount {
 #[tokio::test]
 async fn a_tmpfs_mounted_inside_a_root_is_not_watched() {
     if !is_root() {
-        eprintln!("skipped: mounting needs root");
+        cannot_run("mounting needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -398,7 +410,7 @@ async fn a_tmpfs_mounted_inside_a_root_is_not_watched() {
         .status()
         .unwrap();
     if !st.success() {
-        eprintln!("skipped: cannot mount tmpfs here");
+        cannot_run("cannot mount tmpfs here");
         return;
     }
     let _unmount = Unmount(m.clone());
