@@ -103,14 +103,18 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
             }
             for root in caches.roots {
                 // On disk: no symlink and no directory another user controls on the way.
-                match check_user_root(&root) {
+                let checked = match user_anchor(&root) {
+                    Some((anchor, uid, is_home)) => {
+                        RootDir::check_user_root(anchor, &root.path, uid, is_home)
+                    }
+                    None => Ok(()),
+                };
+                match checked {
                     Ok(()) => discovered.push(root),
                     Err(e) => problems.push(format!(
-                        "user {}: {} {} is not guarded: {e}. {}",
+                        "user {}: {}",
                         user.name,
-                        kind_env(root.kind),
-                        root.path.display(),
-                        "goguardd changes a user's cache only where that user already has control"
+                        discovery::not_guarded(root.kind, &root.path, &user.name, &e.to_string())
                     )),
                 }
             }
@@ -127,22 +131,16 @@ pub fn discover(config: &Config, mode: Mode) -> Discovered {
     }
 }
 
-fn kind_env(kind: goguard_policy::RootKind) -> &'static str {
-    match kind {
-        goguard_policy::RootKind::GoModCache => "GOMODCACHE",
-        _ => "GOCACHE",
-    }
-}
-
-fn check_user_root(root: &CacheRoot) -> Result<(), goguard_fs::FsError> {
+/// A user's root's anchor, uid and whether the anchor is the home; `None` for `[[root]]`s.
+fn user_anchor(root: &CacheRoot) -> Option<(&Path, u32, bool)> {
     match &root.origin {
         RootOrigin::User {
             uid,
             anchor,
             anchor_is_home,
             ..
-        } => RootDir::check_user_root(anchor, &root.path, *uid, *anchor_is_home),
-        RootOrigin::Declared { .. } => Ok(()),
+        } => Some((anchor, *uid, *anchor_is_home)),
+        RootOrigin::Declared { .. } => None,
     }
 }
 
@@ -151,14 +149,9 @@ fn check_user_root(root: &CacheRoot) -> Result<(), goguard_fs::FsError> {
 /// time, never through a symlink or a directory another user controls; an admin's
 /// `[[root]]` by its path (every component above it is the admin's).
 pub fn open_root(root: &CacheRoot) -> Result<RootDir, goguard_fs::FsError> {
-    match &root.origin {
-        RootOrigin::User {
-            uid,
-            anchor,
-            anchor_is_home,
-            ..
-        } => RootDir::open_for_user(anchor, &root.path, *uid, *anchor_is_home),
-        RootOrigin::Declared { .. } => RootDir::open(&root.path),
+    match user_anchor(root) {
+        Some((anchor, uid, is_home)) => RootDir::open_for_user(anchor, &root.path, uid, is_home),
+        None => RootDir::open(&root.path),
     }
 }
 

@@ -393,19 +393,24 @@ impl Entry {
         if mode & 0o6000 == 0 {
             return Ok(());
         }
-        let res = match self.io_fd() {
-            Some(fd) => rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & !0o6000)),
-            None => rustix::fs::chmodat(
-                rustix::fs::CWD,
-                self.proc_path(),
-                Mode::from_raw_mode(mode & !0o6000),
-                AtFlags::empty(),
-            ),
-        };
-        res.map_err(|e| self.err(Op::Chmod, e))?;
+        self.set_mode(mode & !0o6000)
+            .map_err(|e| self.err(Op::Chmod, e))?;
         self.refresh()?;
         self.fresh = false;
         Ok(())
+    }
+
+    /// `fchmod` through the I/O fd, else `chmod` of `/proc/self/fd/N`.
+    fn set_mode(&mut self, mode: u32) -> rustix::io::Result<()> {
+        match self.io_fd() {
+            Some(fd) => rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)),
+            None => rustix::fs::chmodat(
+                rustix::fs::CWD,
+                self.proc_path(),
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            ),
+        }
     }
 
     /// Sets `set` and clears `clear` on the mode the entry has now (re-read from its fd,
@@ -425,16 +430,7 @@ impl Entry {
         if before == mode {
             return Ok(Outcome::AlreadyCompliant);
         }
-        let res = match self.io_fd() {
-            Some(fd) => rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)),
-            None => rustix::fs::chmodat(
-                rustix::fs::CWD,
-                self.proc_path(),
-                Mode::from_raw_mode(mode),
-                AtFlags::empty(),
-            ),
-        };
-        res.map_err(|e| self.err(Op::Chmod, e))?;
+        self.set_mode(mode).map_err(|e| self.err(Op::Chmod, e))?;
         self.refresh()?;
         self.fresh = false;
         Ok(Outcome::Changed {

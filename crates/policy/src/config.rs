@@ -50,6 +50,15 @@ impl RootKind {
             RootKind::Custom => "custom",
         }
     }
+
+    /// The Go variable a user's root of this kind comes from.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            RootKind::GoModCache => "GOMODCACHE",
+            RootKind::GoPath => "GOPATH",
+            RootKind::GoCache | RootKind::Custom => "GOCACHE",
+        }
+    }
 }
 
 /// What to do about a kind of drift.

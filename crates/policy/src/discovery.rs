@@ -213,6 +213,18 @@ pub fn suggested_root(path: &Path, kind: RootKind, user: &str) -> String {
     )
 }
 
+/// The problem shown (in `roots`, to admins and to the user) for a user's cache goguardd
+/// refuses to guard, and why.
+pub fn not_guarded(kind: RootKind, path: &Path, user: &str, why: &str) -> String {
+    format!(
+        "{} {} is not guarded: {why}; goguardd changes a user's cache only where that user \
+         already has control. To guard it anyway, an admin adds {}",
+        kind.env_var(),
+        path.display(),
+        suggested_root(path, kind, user)
+    )
+}
+
 /// The passwd part of a session environment plus the admin's `session_env`.
 pub fn base_environment(user: &PasswdEntry, cfg: &DiscoveryConfig) -> EnvMap {
     let mut env = cfg.session_env.clone();
@@ -299,16 +311,7 @@ pub fn user_caches(
             }
             roots.push(root)
         }
-        Err(why) => problems.push(format!(
-            "{} {} is not guarded: {why}; goguardd changes a user's cache only where that \
-                 user already has control. To guard it anyway, an admin adds {}",
-            match kind {
-                RootKind::GoModCache => "GOMODCACHE",
-                _ => "GOCACHE",
-            },
-            dir.display(),
-            suggested_root(&dir, kind, &user.name)
-        )),
+        Err(why) => problems.push(not_guarded(kind, &dir, &user.name, &why)),
     };
     match (&paths.gocache, paths.gocache_dir()) {
         (_, Some(dir)) => add(dir, RootKind::GoCache, &mut problems),
