@@ -12,7 +12,7 @@ use rusqlite::{params, params_from_iter};
 use crate::denials::{finite, path_prefix_condition, u64_from_sql, u64_to_sql};
 use crate::error::{Result, StoreError};
 use crate::store::Store;
-use crate::types::{JournalEntry, JournalFilter, JournalRow};
+use crate::types::{JournalEntry, JournalFilter, JournalIntent, JournalRow, PendingIntent};
 
 /// The SQL and parameters of a filtered journal read, newest first; `None` when nothing
 /// can match (no roots allowed).
@@ -184,6 +184,232 @@ impl Store {
                 Ok(JournalRow { id, entry })
             })
             .collect()
+    }
+}
+
+/// Write-ahead journaling: intents before a change, outcomes after.
+impl Store {
+    /// Stores `intents` in one transaction (all or none) and returns their ids. Call
+    /// before making the changes: once this returns, a crash cannot lose them.
+    pub fn record_intents(&mut self, intents: &[JournalIntent]) -> Result<Vec<i64>> {
+        if intents.is_empty() {
+            return Ok(Vec::new());
+        }
+        for intent in intents {
+            finite("at", intent.at)?;
+        }
+        self.in_transaction("recording journal intents", |store| {
+            let mut ids = Vec::with_capacity(intents.len());
+            let mut stmt = store.conn.prepare_cached(
+                "INSERT INTO journal_intents (at, path, root, kind, target, before, cause, \
+                 requester_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+            )?;
+            for i in intents {
+                ids.push(stmt.query_row(
+                    params![
+                        i.at,
+                        i.path,
+                        i.root,
+                        i.kind,
+                        i.target,
+                        i.before,
+                        i.cause,
+                        i.requester_uid.map(u64::from).map(u64_to_sql),
+                    ],
+                    |r| r.get(0),
+                )?);
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Records the outcome of intents in one transaction: `rows` (the changes made) are
+    /// appended to the journal and the intents `settled` are removed, together, so an
+    /// intent is either still pending or replaced by what happened. Returns the rows' ids.
+    pub fn settle_intents(&mut self, settled: &[i64], rows: &[JournalEntry]) -> Result<Vec<i64>> {
+        if settled.is_empty() && rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        for row in rows {
+            finite("at", row.at)?;
+        }
+        self.in_transaction("settling journal intents", |store| {
+            {
+                let mut del = store
+                    .conn
+                    .prepare_cached("DELETE FROM journal_intents WHERE id = ?1")?;
+                for id in settled {
+                    del.execute([id])?;
+                }
+            }
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut ins = store.conn.prepare_cached(
+                "INSERT INTO journal (at, path, root, kind, before, after, cause, requester_uid, \
+                 dry_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+            )?;
+            for e in rows {
+                ids.push(ins.query_row(
+                    params![
+                        e.at,
+                        e.path,
+                        e.root,
+                        e.kind,
+                        e.before,
+                        e.after,
+                        e.cause,
+                        e.requester_uid.map(u64::from).map(u64_to_sql),
+                        e.dry_run,
+                    ],
+                    |r| r.get(0),
+                )?);
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Every intent whose outcome was never recorded, oldest first.
+    pub fn pending_intents(&self) -> Result<Vec<PendingIntent>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, path, root, kind, target, before, cause, requester_uid \
+                 FROM journal_intents ORDER BY id",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        JournalIntent {
+                            at: r.get(1)?,
+                            path: r.get(2)?,
+                            root: r.get(3)?,
+                            kind: r.get(4)?,
+                            target: r.get(5)?,
+                            before: r.get(6)?,
+                            cause: r.get(7)?,
+                            requester_uid: None,
+                        },
+                        r.get::<_, Option<i64>>(8)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(self.err("reading journal intents"))?;
+        rows.into_iter()
+            .map(|(id, mut intent, uid)| {
+                intent.requester_uid = uid
+                    .map(|u| {
+                        u32::try_from(u64_from_sql(u)).map_err(|_| StoreError::InvalidData {
+                            path: self.path.clone(),
+                            table: "journal_intents",
+                            column: "requester_uid",
+                            value: u.to_string(),
+                        })
+                    })
+                    .transpose()?;
+                Ok(PendingIntent { id, intent })
+            })
+            .collect()
+    }
+
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction: committed when it returns `Ok`,
+    /// rolled back otherwise.
+    fn in_transaction<T>(
+        &mut self,
+        op: &'static str,
+        work: impl FnOnce(&mut Store) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(self.err(op))?;
+        match work(self) {
+            Ok(v) => {
+                if let Err(e) = self.conn.execute_batch("COMMIT") {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(self.err(op)(e));
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(self.err(op)(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod intent_tests {
+    use super::*;
+
+    fn intent(path: &str) -> JournalIntent {
+        JournalIntent {
+            at: 10.0,
+            path: path.into(),
+            root: "/r".into(),
+            kind: "chown".into(),
+            target: "1000:-".into(),
+            before: "0:0".into(),
+            cause: "self-heal: owner".into(),
+            requester_uid: Some(1000),
+        }
+    }
+
+    fn row(path: &str) -> JournalEntry {
+        JournalEntry {
+            at: 11.0,
+            path: path.into(),
+            root: "/r".into(),
+            kind: "chown".into(),
+            before: "0:0".into(),
+            after: "1000:0".into(),
+            cause: "self-heal: owner".into(),
+            requester_uid: Some(1000),
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn intents_stay_pending_until_settled_and_settling_writes_the_rows_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let ids = store
+            .record_intents(&[intent("/r/a"), intent("/r/b"), intent("/r/c")])
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        // A crash here: a new process sees all three, with every field.
+        drop(store);
+        let mut store = Store::open(&path).unwrap();
+        let pending = store.pending_intents().unwrap();
+        assert_eq!(pending.iter().map(|p| p.id).collect::<Vec<_>>(), ids);
+        assert_eq!(pending[1].intent, intent("/r/b"));
+        // a and c were made, b was not: two rows, no intent left.
+        let rows = store
+            .settle_intents(&ids, &[row("/r/a"), row("/r/c")])
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(store.pending_intents().unwrap().is_empty());
+        let journal = store.list_journal(10).unwrap();
+        let paths: Vec<_> = journal.iter().map(|r| r.entry.path.as_str()).collect();
+        assert_eq!(paths, ["/r/c", "/r/a"]);
+        assert_eq!(journal[0].entry.requester_uid, Some(1000));
+    }
+
+    #[test]
+    fn a_bad_row_settles_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("s.db")).unwrap();
+        let ids = store.record_intents(&[intent("/r/a")]).unwrap();
+        let mut bad = row("/r/a");
+        bad.at = f64::NAN;
+        assert!(store.settle_intents(&ids, &[bad]).is_err());
+        assert_eq!(store.pending_intents().unwrap().len(), 1);
+        assert!(store.list_journal(10).unwrap().is_empty());
+        let mut bad = intent("/r/b");
+        bad.at = f64::INFINITY;
+        assert!(store.record_intents(&[intent("/r/c"), bad]).is_err());
+        assert_eq!(store.pending_intents().unwrap().len(), 1, "all or none");
     }
 }
 

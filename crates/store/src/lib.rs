@@ -19,7 +19,9 @@
 //! - `schema`: the migrations, an append-only list; `PRAGMA user_version` counts them.
 //! - `denials`: `record_batch`, `load_cursor`, listing with keyset pages, triage, retention.
 //! - `page_token`: opaque page tokens bound to their filter.
-//! - `journal`: the append-only repair journal.
+//! - `journal`: the append-only repair journal, written ahead: a change's intent is
+//!   stored before the change ([`Store::record_intents`]) and replaced by its journal row,
+//!   or dropped, in one transaction once it was tried ([`Store::settle_intents`]).
 //! - `quarantine`: the repair loop guard's quarantines, so a restart does not end one.
 //! - `hygiene`: the record of cache trims and module-cache verifications.
 //!
@@ -34,6 +36,8 @@
 //!   bytes_freed, modules_verified, modules_bad, detail)` (migration 4).
 //! - indexes `journal_by_at (at)` and `journal_by_root (root, at)` for filtered journal
 //!   reads (migration 5).
+//! - `journal_intents(id, at, path, root, kind, target, before, cause, requester_uid)`:
+//!   changes about to be made, whose outcome is not recorded yet (migration 6).
 //!
 //! Times are unix seconds as `f64`: `first_seen`/`last_seen` come from audit event
 //! timestamps, `updated_at`/`status_changed_at` from the wall clock.
@@ -55,6 +59,6 @@ pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use store::{Store, StoreOptions, Synchronous};
 pub use types::{
     AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry,
-    JournalFilter, JournalRow, Page, PageRequest, RecordedDenial, RetentionOutcome, Status,
-    StatusCounts, UnknownStatus,
+    JournalFilter, JournalIntent, JournalRow, Page, PageRequest, PendingIntent, RecordedDenial,
+    RetentionOutcome, Status, StatusCounts, UnknownStatus,
 };

@@ -123,6 +123,26 @@ CREATE INDEX journal_by_at ON journal (at);
 CREATE INDEX journal_by_root ON journal (root, at);
 "#,
     },
+    Migration {
+        // Write-ahead journaling: a change is written here before it is made and moved
+        // to `journal` (or dropped, when it was not made) once it was tried, in one
+        // transaction. A row left here after a crash is settled at the next start by
+        // looking at the file.
+        description: "journal intents (changes about to be made)",
+        sql: r#"
+CREATE TABLE journal_intents (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    at             REAL    NOT NULL,
+    path           TEXT    NOT NULL,
+    root           TEXT    NOT NULL,
+    kind           TEXT    NOT NULL,
+    target         TEXT    NOT NULL,
+    before         TEXT    NOT NULL,
+    cause          TEXT    NOT NULL,
+    requester_uid  INTEGER CHECK (requester_uid IS NULL OR requester_uid BETWEEN 0 AND 4294967295)
+);
+"#,
+    },
 ];
 
 /// Schema version of a fully migrated database.

@@ -332,6 +332,37 @@ pub struct JournalEntry {
     pub dry_run: bool,
 }
 
+/// A change about to be made, written before it is made (see `journal_intents`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JournalIntent {
+    /// When it was planned (wall clock, unix seconds).
+    pub at: f64,
+    /// The path to change.
+    pub path: String,
+    /// The cache root it lies in.
+    pub root: String,
+    /// The operation: `chown`, `chmod`, `relabel`, `setfacl -m`, `setfacl -x`.
+    pub kind: String,
+    /// The operation's argument (what the entry is to become).
+    pub target: String,
+    /// The value seen when the change was planned, rendered as in the journal.
+    pub before: String,
+    /// Why, as in the journal.
+    pub cause: String,
+    /// Uid that asked for it through the API; `None` for self-healing.
+    pub requester_uid: Option<u32>,
+}
+
+/// An intent still in the store: its change was planned and perhaps made, but its
+/// outcome was never recorded (goguardd stopped in between).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingIntent {
+    /// Its id in `journal_intents`.
+    pub id: i64,
+    /// The intent.
+    pub intent: JournalIntent,
+}
+
 /// Which journal rows [`crate::Store::list_journal_matching`] returns. `Default` matches
 /// every row.
 #[derive(Clone, Debug, Default, PartialEq)]
