@@ -101,6 +101,9 @@ pub struct DaemonState {
     pub store: Arc<Mutex<goguard_store::Store>>,
     /// Writes self-healing's journal rows off the healing path, in order.
     pub journal: crate::journal_writer::JournalWriter,
+    /// Intents an unclean stop left behind (read at start), settled by the first
+    /// discovery that guards their root again (`ledger::settle_unclean_stop`).
+    pub unsettled: Mutex<Vec<goguard_store::PendingIntent>>,
     /// Live events for WatchEvents subscribers; bounded, slow readers lose
     /// the oldest and are told how many.
     pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,

@@ -6,8 +6,10 @@
 //! and opens each root once per batch. Paths are reached only through
 //! `repair::heal_path` (openat2 beneath the root, no symlink, no mount
 //! crossing); the loop guard is consulted before and fed after every change.
-//! Workers never write the store or the event stream: results go back to the
-//! watcher task, which journals and announces them.
+//! Each run of paths of one root is one write-ahead batch (`ledger`): intents
+//! written before the changes, outcomes handed to the journal writer after.
+//! Workers never write the event stream: results go back to the watcher
+//! task, which announces them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -179,30 +181,63 @@ fn work(
     }
 }
 
+/// Paths of one root whose changes one write-ahead batch covers in a worker.
+const HEAL_BATCH: usize = 64;
+
 fn heal_chunk(
     state: &DaemonState,
     contexts: Option<&goguard_fs::FileContexts>,
     items: Vec<HealItem>,
 ) -> ChunkDone {
-    let started = state.started;
     let mut out = ChunkDone::default();
     // Each root is opened once per batch.
     let mut dirs: HashMap<PathBuf, Option<goguard_fs::RootDir>> = HashMap::new();
-    for HealItem { root, rel } in items {
+    let mut items = items.into_iter().peekable();
+    while let Some(first) = items.next() {
+        // A run of paths of one root, examined, then healed as one write-ahead batch.
+        let root = first.root.clone();
+        let mut rels = vec![first.rel];
+        while rels.len() < HEAL_BATCH
+            && let Some(next) = items.next_if(|i| Arc::ptr_eq(&i.root, &root))
+        {
+            rels.push(next.rel);
+        }
         let dir = dirs
             .entry(root.path.clone())
             .or_insert_with(|| crate::roots::open_root(&root).ok());
         let Some(dir) = dir else {
             continue; // gone, or no longer a directory
         };
-        let mut allowed = |path: &std::path::Path, kind| {
-            let mut guard = state.loop_guard.lock().expect("guard lock");
-            matches!(
-                guard.check(&root.path.join(path), kind, started.elapsed()),
-                GuardState::Allowed
-            )
-        };
-        let healed = crate::repair::heal_path(&root, dir, contexts, &rel, &mut allowed);
+        heal_run(state, contexts, &root, dir, rels, &mut out);
+    }
+    out
+}
+
+/// Examines and heals `rels` of `root` (one batch of intents), then feeds the loop guard.
+fn heal_run(
+    state: &DaemonState,
+    contexts: Option<&goguard_fs::FileContexts>,
+    root: &Arc<CacheRoot>,
+    dir: &goguard_fs::RootDir,
+    rels: Vec<PathBuf>,
+    out: &mut ChunkDone,
+) {
+    let started = state.started;
+    let mut allowed = |path: &std::path::Path, kind| {
+        let mut guard = state.loop_guard.lock().expect("guard lock");
+        matches!(
+            guard.check(&root.path.join(path), kind, started.elapsed()),
+            GuardState::Allowed
+        )
+    };
+    let plans = rels
+        .iter()
+        .map(|rel| crate::repair::examine_path(root, dir, contexts, rel, &mut allowed))
+        .collect();
+    // Outcomes go through the journal writer, before this share is announced.
+    let mut journal = crate::ledger::Ledger::new(&state.store, &root.path, "self-heal", None)
+        .through(&state.journal);
+    for healed in crate::repair::heal(plans, &mut journal) {
         for a in healed.actions.iter().filter(|a| a.applied) {
             let mut guard = state.loop_guard.lock().expect("guard lock");
             for kind in healed.findings.iter().map(|f| f.kind) {
@@ -221,7 +256,6 @@ fn heal_chunk(
                 }
             }
         }
-        out.healed.push((root, healed));
+        out.healed.push((root.clone(), healed));
     }
-    out
 }

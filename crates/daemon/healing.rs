@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use goguard_policy::DriftKind;
-use goguard_store::JournalEntry;
 
 use crate::daemon_state::{ComponentState, DaemonState, SCAN};
-use crate::repair::{self, Action, RepairReport};
+use crate::ledger::Ledger;
+use crate::repair::{self, RepairReport};
 use crate::roots::{self, CacheState, RootState};
 
 /// Discovers the roots again and scans (and self-heals) every one.
@@ -24,6 +24,13 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
     let (cache, totals) = tokio::task::spawn_blocking(move || {
         let found = roots::discover(&config, mode);
         let fingerprint = roots::inputs_fingerprint(&found.inputs);
+        // Changes an unclean stop left half-recorded are settled from the files before
+        // anything changes them again.
+        crate::ledger::settle_unclean_stop(
+            &store,
+            &mut st.unsettled.lock().expect("unsettled lock"),
+            found.roots.roots(),
+        );
         let contexts = open_contexts(fc.as_deref());
         let mut states = Vec::new();
         let (mut entries, mut findings) = (0u64, 0u64);
@@ -42,6 +49,7 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
                         goguard_policy::guard::GuardState::Allowed
                     )
                 };
+                let mut journal = Ledger::new(&store, &root.path, "self-heal", None);
                 let healed = repair::repair(
                     root,
                     contexts.as_ref(),
@@ -50,8 +58,8 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
                     false,
                     false,
                     &mut allowed,
+                    &mut journal,
                 );
-                journal_actions(&store, &root.path, &healed.actions, None, "self-heal");
                 healed.scan
             } else {
                 repair::scan(root, contexts.as_ref(), None, |_, _, _| {})
@@ -151,52 +159,6 @@ fn open_contexts(path: Option<&Path>) -> Option<goguard_fs::FileContexts> {
     }
 }
 
-/// Records applied changes in the store's journal, in one transaction.
-pub fn journal_actions(
-    store: &std::sync::Mutex<goguard_store::Store>,
-    root: &Path,
-    actions: &[Action],
-    requester: Option<u32>,
-    cause: &str,
-) {
-    journal_entries(store, &journal_rows(root, actions, requester, cause));
-}
-
-/// The journal rows of the applied actions.
-pub fn journal_rows(
-    root: &Path,
-    actions: &[Action],
-    requester: Option<u32>,
-    cause: &str,
-) -> Vec<JournalEntry> {
-    actions
-        .iter()
-        .filter(|a| a.applied)
-        .map(|a| JournalEntry {
-            at: roots::unix_now(),
-            path: a.path.display().to_string(),
-            root: root.display().to_string(),
-            kind: a.operation.clone(),
-            before: a.before.clone(),
-            after: a.after.clone(),
-            cause: format!("{cause}: {}", a.fixes.join(", ")),
-            requester_uid: requester,
-            dry_run: false,
-        })
-        .collect()
-}
-
-/// Appends entries to the journal in one transaction.
-pub fn journal_entries(store: &std::sync::Mutex<goguard_store::Store>, entries: &[JournalEntry]) {
-    if entries.is_empty() {
-        return;
-    }
-    let mut store = store.lock().expect("store lock");
-    if let Err(e) = store.append_journal_batch(entries) {
-        tracing::warn!(error = %e, count = entries.len(), "could not journal repairs");
-    }
-}
-
 /// A repair someone asked for: `path` inside `root_path`.
 pub async fn requested_repair(
     state: &Arc<DaemonState>,
@@ -223,6 +185,7 @@ pub async fn requested_repair(
         let sub = (!rel.as_os_str().is_empty()).then_some(rel.as_path());
         // An explicit request is not held back by the loop guard.
         let mut allowed = |_: &Path, _| true;
+        let mut journal = Ledger::new(&store, &root.path, "requested repair", Some(requester));
         let report = repair::repair(
             &root,
             contexts.as_ref(),
@@ -231,16 +194,8 @@ pub async fn requested_repair(
             true,
             dry_run,
             &mut allowed,
+            &mut journal,
         );
-        if !dry_run {
-            journal_actions(
-                &store,
-                &root.path,
-                &report.actions,
-                Some(requester),
-                "requested repair",
-            );
-        }
         let rescanned = repair::scan(&root, contexts.as_ref(), None, |_, _, _| {});
         (report, rescanned)
     })
@@ -297,10 +252,18 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
             let Ok(dir) = crate::roots::open_root(&root) else {
                 continue;
             };
-            let healed = repair::heal_path(&root, &dir, contexts.as_ref(), &rel, &mut allowed);
-            journal_actions(&st.store, &root.path, &healed.actions, None, "denial");
+            let mut journal = Ledger::new(&st.store, &root.path, "denial", None);
+            repair::heal_path(
+                &root,
+                &dir,
+                contexts.as_ref(),
+                &rel,
+                &mut allowed,
+                &mut journal,
+            );
             // Look again, changing nothing: is the target compliant now?
-            let after = repair::heal_path(&root, &dir, contexts.as_ref(), &rel, &mut |_, _| false);
+            let after =
+                repair::examine_path(&root, &dir, contexts.as_ref(), &rel, &mut |_, _| false);
             if !after.findings.is_empty() {
                 continue; // still drifted: the denial stays new
             }

@@ -1,6 +1,7 @@
-//! The repair journal's writer thread. Self-healing hands it the rows of a
-//! burst and goes on healing; rows are written in the order they were handed
-//! over, whatever is waiting in one transaction. `flush` returns once
+//! The repair journal's writer thread. Self-healing hands it the outcome of a
+//! burst (the rows of the changes made, and the ids of the intents they settle,
+//! see `ledger`) and goes on healing; rows are written in the order they were
+//! handed over, whatever is waiting in one transaction. `flush` returns once
 //! everything handed over before it is in the store (a denial is linked to
 //! the repair that fixed it only then). Never changes a file.
 
@@ -10,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use goguard_store::{JournalEntry, Store};
 
 enum Message {
-    Rows(Vec<JournalEntry>),
+    Settle(Vec<i64>, Vec<JournalEntry>),
     Flush(mpsc::SyncSender<()>),
 }
 
@@ -29,13 +30,17 @@ impl JournalWriter {
         Ok(JournalWriter { tx })
     }
 
-    /// Queues rows for the journal; returns at once.
-    pub fn append(&self, rows: Vec<JournalEntry>) {
-        if rows.is_empty() {
+    /// Queues the outcome of intents `ids` (the rows of the changes made) for the
+    /// journal; returns at once. Should the process die before it is written, the intents
+    /// stay pending and the next start settles them.
+    pub fn settle(&self, ids: Vec<i64>, rows: Vec<JournalEntry>) {
+        if ids.is_empty() && rows.is_empty() {
             return;
         }
-        if self.tx.send(Message::Rows(rows)).is_err() {
-            tracing::warn!("the journal writer has stopped: repairs are not journaled");
+        if self.tx.send(Message::Settle(ids, rows)).is_err() {
+            tracing::warn!(
+                "the journal writer has stopped: the next start records these changes from the files"
+            );
         }
     }
 
@@ -51,10 +56,14 @@ impl JournalWriter {
 
 fn write_loop(store: &Mutex<Store>, rx: &mpsc::Receiver<Message>) {
     while let Ok(first) = rx.recv() {
+        let mut ids = Vec::new();
         let mut rows = Vec::new();
         let mut flushes = Vec::new();
         let mut take = |m: Message| match m {
-            Message::Rows(r) => rows.extend(r),
+            Message::Settle(i, r) => {
+                ids.extend(i);
+                rows.extend(r);
+            }
             Message::Flush(done) => flushes.push(done),
         };
         take(first);
@@ -62,7 +71,9 @@ fn write_loop(store: &Mutex<Store>, rx: &mpsc::Receiver<Message>) {
         while let Ok(m) = rx.try_recv() {
             take(m);
         }
-        crate::healing::journal_entries(store, &rows);
+        if !ids.is_empty() || !rows.is_empty() {
+            crate::ledger::settle_now(store, &ids, &rows);
+        }
         for done in flushes {
             let _ = done.send(());
         }
@@ -93,9 +104,12 @@ mod tests {
         let store = Arc::new(Mutex::new(Store::open(dir.path().join("s.db")).unwrap()));
         let writer = JournalWriter::start(store.clone()).unwrap();
         for i in 0..50 {
-            writer.append(vec![row(&format!("/r/a{i}")), row(&format!("/r/b{i}"))]);
+            writer.settle(
+                Vec::new(),
+                vec![row(&format!("/r/a{i}")), row(&format!("/r/b{i}"))],
+            );
         }
-        writer.append(Vec::new());
+        writer.settle(Vec::new(), Vec::new());
         writer.flush();
         let listed = store.lock().unwrap().list_journal(1000).unwrap();
         assert_eq!(listed.len(), 100);

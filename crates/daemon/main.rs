@@ -15,6 +15,9 @@
 //!   one root through goguard-fs; `healing`: scans, self-healing and
 //!   requested repairs across roots, journaled; `watch_task`: inotify on
 //!   every root and self-healing of each changed path;
+//! - `ledger`: write-ahead journaling of every change (intents before,
+//!   outcomes after, intents of an unclean stop settled at the next start);
+//!   `journal_writer`: the thread that writes self-healing's outcomes;
 //! - `metrics`: Prometheus registry and HTTP endpoint;
 //! - `notify`: sd_notify messages; `logging`: tracing setup.
 //!
@@ -32,6 +35,7 @@ mod heal_pool;
 mod healing;
 mod hygiene_task;
 mod journal_writer;
+mod ledger;
 mod logging;
 mod metrics;
 mod notify;

@@ -118,12 +118,13 @@ fn on_path(rel: &Path, sub: &Path) -> (bool, bool) {
 }
 
 /// Walks `root` (only `subtree` when given) and evaluates every entry.
-/// With `visit`, each entry's findings are handed over with its rel path.
+/// With `visit`, each entry's findings are handed over with the entry (valid during the
+/// call only).
 pub fn scan(
     root: &CacheRoot,
     contexts: Option<&FileContexts>,
     subtree: Option<&Path>,
-    mut visit: impl FnMut(&Path, &[Finding], &RootDir),
+    mut visit: impl FnMut(&goguard_fs::WalkEntry<'_>, &[Finding], &RootDir),
 ) -> ScanReport {
     let mut report = ScanReport::default();
     let dir = match crate::roots::open_root(root) {
@@ -202,7 +203,7 @@ pub fn scan(
         };
         tally.add(&obs);
         let found = goguard_policy::evaluate(root, &obs);
-        visit(entry.rel, &found, &dir);
+        visit(entry, &found, &dir);
         findings.extend(found);
         Control::Continue
     });
@@ -219,9 +220,187 @@ pub fn scan(
     report
 }
 
+/// Where the changes of a repair are journaled, ahead of time: `intend` before any of
+/// a batch's changes is made, `settle` once all were tried (see `ledger`).
+pub trait ChangeJournal {
+    /// Makes `planned` durable as intents, or says why not; then none may be made.
+    fn intend(&mut self, planned: &[Action]) -> Result<Vec<i64>, String>;
+    /// Records what became of the intents `ids`: `tried` are the same changes, in order,
+    /// with their outcome (`applied`, or `error`).
+    fn settle(&mut self, ids: Vec<i64>, tried: &[Action]);
+}
+
+/// Entries with changes planned that one write-ahead batch covers: bounded, so a crash
+/// leaves at most this many intents to settle per writer, and the fds held stay few.
+pub const BATCH: usize = 256;
+
+/// An entry opened beneath its root (its fd pins the inode) with the changes planned for
+/// it, in order (a chown before the chmod that follows it).
+pub struct PlannedEntry {
+    entry: goguard_fs::Entry,
+    changes: Vec<(Operation, Action)>,
+}
+
+impl PlannedEntry {
+    /// Opens nothing: plans `ops` on `entry`, each action's `before` read from its fd.
+    /// A hard-linked file is refused here, before any intent is written: a change would
+    /// reach its other names, which may lie outside the root.
+    pub fn new(
+        mut entry: goguard_fs::Entry,
+        path: PathBuf,
+        ops: impl IntoIterator<Item = goguard_policy::plan::PlannedOp>,
+    ) -> Result<PlannedEntry, Vec<Action>> {
+        let meta = *entry.meta();
+        let mut changes = Vec::new();
+        let mut refused = Vec::new();
+        for planned in ops {
+            let mut action = new_action(path.clone(), &planned.op);
+            action.fixes = planned
+                .fixes
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect();
+            if meta.kind == FileKind::File && meta.nlink > 1 {
+                action.error = Some(format!(
+                    "not changed: hard-linked ({} names), other names may lie outside the root",
+                    meta.nlink
+                ));
+                refused.push(action);
+                continue;
+            }
+            action.before = observed(&mut entry, &planned.op);
+            changes.push((planned.op, action));
+        }
+        if refused.is_empty() {
+            Ok(PlannedEntry { entry, changes })
+        } else {
+            Err(refused)
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.changes.len()
+    }
+}
+
+/// Makes the changes of `batch`, journaled ahead: their intents are written first (one
+/// transaction), then each change is made through its entry's fd, then the outcomes are
+/// recorded (one transaction). When the intents cannot be written nothing is changed.
+/// A dry run only returns the plan. Actions come back in the batch's order.
+pub fn execute(
+    batch: Vec<PlannedEntry>,
+    journal: &mut dyn ChangeJournal,
+    dry_run: bool,
+) -> Vec<Action> {
+    let planned: Vec<Action> = batch
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|(_, a)| a.clone()))
+        .collect();
+    if dry_run || planned.is_empty() {
+        return planned;
+    }
+    let ids = match journal.intend(&planned) {
+        Ok(ids) => ids,
+        Err(why) => {
+            tracing::warn!(changes = planned.len(), error = %why,
+                "changes not made: the journal cannot record them first");
+            return planned
+                .into_iter()
+                .map(|a| Action {
+                    error: Some(format!("not changed: the journal cannot record it ({why})")),
+                    ..a
+                })
+                .collect();
+        }
+    };
+    let mut tried = Vec::with_capacity(planned.len());
+    for PlannedEntry { mut entry, changes } in batch {
+        for (op, action) in changes {
+            tried.push(apply_to(&mut entry, action, &op));
+        }
+    }
+    journal.settle(ids, &tried);
+    tried
+}
+
+/// One entry's queued plan inside a repair walk.
+struct Queued {
+    planned: PlannedEntry,
+    wanted: Vec<Finding>,
+}
+
+/// What a repair walk does with each batch of planned changes.
+struct RepairBatch<'a> {
+    root: &'a CacheRoot,
+    queued: Vec<Queued>,
+    changes: usize,
+    dry_run: bool,
+    out: RepairReport,
+    fixed: std::collections::HashSet<(PathBuf, DriftKind)>,
+}
+
+impl RepairBatch<'_> {
+    fn flush(&mut self, journal: &mut dyn ChangeJournal) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let queued = std::mem::take(&mut self.queued);
+        self.changes = 0;
+        let mut wanted = Vec::with_capacity(queued.len());
+        let batch = queued
+            .into_iter()
+            .map(|q| {
+                wanted.push((
+                    q.planned.len(),
+                    q.planned.entry.rel_path().to_path_buf(),
+                    q.wanted,
+                ));
+                q.planned
+            })
+            .collect();
+        let mut actions = execute(batch, journal, self.dry_run).into_iter();
+        for (n, rel, wanted) in wanted {
+            for action in actions.by_ref().take(n) {
+                self.record(&rel, &wanted, action);
+            }
+        }
+    }
+
+    fn record(&mut self, rel: &Path, wanted: &[Finding], action: Action) {
+        if action.applied {
+            tracing::info!(
+                root = %self.root.path.display(),
+                path = %action.path.display(),
+                operation = action.operation,
+                before = action.before,
+                after = action.after,
+                "repaired"
+            );
+        }
+        let fixes = |f: &&Finding| action.fixes.iter().any(|k| k == f.kind.as_str());
+        if action.error.is_some() {
+            self.out
+                .remaining
+                .extend(wanted.iter().filter(fixes).cloned());
+        } else if !self.dry_run {
+            self.fixed.extend(
+                wanted
+                    .iter()
+                    .filter(fixes)
+                    .map(|f| (rel.to_path_buf(), f.kind)),
+            );
+        }
+        self.out.actions.push(action);
+    }
+}
+
 /// Scans `root` (or `subtree`) and repairs what the heal policy allows, or,
 /// for a requested repair (`forced`), every repairable finding not turned
-/// `off`. `kinds` limits the drift kinds; `dry_run` changes nothing.
+/// `off`. `kinds` limits the drift kinds; `dry_run` changes nothing. Changes
+/// are made in batches of [`BATCH`] entries, each journaled ahead in `journal`.
+/// When goguardd is stopping the walk ends and the batch not yet begun is not
+/// made (nothing of it was changed, so nothing is owed to the journal).
+#[allow(clippy::too_many_arguments)]
 pub fn repair(
     root: &CacheRoot,
     contexts: Option<&FileContexts>,
@@ -230,6 +409,7 @@ pub fn repair(
     forced: bool,
     dry_run: bool,
     allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
+    journal: &mut dyn ChangeJournal,
 ) -> RepairReport {
     let mut heal = root.heal;
     if forced {
@@ -245,9 +425,16 @@ pub fn repair(
             }
         }
     }
-    let mut out = RepairReport::default();
-    let mut fixed: std::collections::HashSet<(PathBuf, DriftKind)> = Default::default();
-    let report = scan(root, contexts, subtree, |rel, found, dir| {
+    let mut batch = RepairBatch {
+        root,
+        queued: Vec::new(),
+        changes: 0,
+        dry_run,
+        out: RepairReport::default(),
+        fixed: Default::default(),
+    };
+    let report = scan(root, contexts, subtree, |walked, found, dir| {
+        let rel = walked.rel;
         let wanted: Vec<Finding> = found
             .iter()
             .filter(|f| kinds.is_empty() || kinds.contains(&f.kind))
@@ -258,34 +445,42 @@ pub fn repair(
             return;
         }
         let plan = goguard_policy::plan(&wanted, &heal);
-        out.remaining.extend(plan.alerts.iter().cloned());
-        for op in plan.ops {
-            let action = apply(dir, rel, &op.op, dry_run);
-            let fixes: Vec<String> = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
-            let action = Action { fixes, ..action };
-            if action.applied {
-                tracing::info!(
-                    root = %root.path.display(),
-                    path = %action.path.display(),
-                    operation = action.operation,
-                    before = action.before,
-                    after = action.after,
-                    "repaired"
-                );
+        batch.out.remaining.extend(plan.alerts.iter().cloned());
+        if plan.ops.is_empty() {
+            return;
+        }
+        let path = dir.abs_path(rel);
+        let entry = match walked.open() {
+            Ok(e) => e,
+            Err(e) => {
+                for op in plan.ops {
+                    let mut action = new_action(path.clone(), &op.op);
+                    action.fixes = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
+                    action.error = Some(e.to_string());
+                    batch.record(rel, &wanted, action);
+                }
+                return;
             }
-            if action.error.is_some() {
-                out.remaining.extend(
-                    wanted
-                        .iter()
-                        .filter(|f| op.fixes.contains(&f.kind))
-                        .cloned(),
-                );
-            } else if !dry_run {
-                fixed.extend(op.fixes.iter().map(|k| (rel.to_path_buf(), *k)));
+        };
+        match PlannedEntry::new(entry, path, plan.ops) {
+            Ok(planned) => {
+                batch.changes += planned.len();
+                batch.queued.push(Queued { planned, wanted });
+                if batch.queued.len() >= BATCH {
+                    batch.flush(journal);
+                }
             }
-            out.actions.push(action);
+            Err(refused) => {
+                for action in refused {
+                    batch.record(rel, &wanted, action);
+                }
+            }
         }
     });
+    if !report.stopped {
+        batch.flush(journal);
+    }
+    let RepairBatch { mut out, fixed, .. } = batch;
     let failed: std::collections::HashSet<(PathBuf, DriftKind)> = out
         .remaining
         .iter()
@@ -305,30 +500,24 @@ pub fn repair(
     out
 }
 
-pub fn apply(dir: &RootDir, rel: &Path, op: &Operation, dry_run: bool) -> Action {
-    let mut action = new_action(dir.abs_path(rel), op);
-    let mut entry = match dir.open_entry(rel) {
-        Ok(e) => e,
-        Err(e) => {
-            action.error = Some(e.to_string());
-            return action;
-        }
-    };
-    apply_to(&mut entry, action, op, dry_run)
-}
-
 /// The action record of `op` on `path`, before anything is done.
 fn new_action(path: PathBuf, op: &Operation) -> Action {
-    let mut action = Action {
+    let (name, target) = describe(op);
+    Action {
         path,
-        operation: String::new(),
+        operation: name.to_owned(),
         before: String::new(),
-        after: String::new(),
+        after: target,
         applied: false,
         error: None,
         fixes: Vec::new(),
-    };
-    let describe = |op: &Operation| match op {
+    }
+}
+
+/// An operation as the journal names it: its kind and its argument (what the entry is to
+/// become). [`parse_operation`] reads it back.
+pub fn describe(op: &Operation) -> (&'static str, String) {
+    match op {
         Operation::Chown { uid, gid } => (
             "chown",
             format!(
@@ -341,30 +530,56 @@ fn new_action(path: PathBuf, op: &Operation) -> Action {
         Operation::SetAcl { spec } => ("setfacl -m", spec.clone()),
         Operation::RemoveAclEntry { spec } => ("setfacl -x", spec.clone()),
         Operation::Relabel { context } => ("relabel", context.clone()),
-    };
-    let (name, target) = describe(op);
-    action.operation = name.to_owned();
-    action.after = target;
-    action
+    }
 }
 
-/// [`apply`] on an entry already opened beneath its root (its fd pins the inode).
-fn apply_to(
-    entry: &mut goguard_fs::Entry,
-    mut action: Action,
-    op: &Operation,
-    dry_run: bool,
-) -> Action {
-    let meta = *entry.meta();
-    if meta.kind == FileKind::File && meta.nlink > 1 {
-        // Checked again on the fd: a change would reach the file's other names.
-        action.error = Some(format!(
-            "not changed: hard-linked ({} names), other names may lie outside the root",
-            meta.nlink
-        ));
-        return action;
+/// The operation [`describe`] named, or `None` when `kind` and `target` are not one.
+pub fn parse_operation(kind: &str, target: &str) -> Option<Operation> {
+    let id = |s: &str| -> Option<Option<u32>> {
+        if s == "-" {
+            Some(None)
+        } else {
+            s.parse().ok().map(Some)
+        }
+    };
+    match kind {
+        "chown" => {
+            let (u, g) = target.split_once(':')?;
+            Some(Operation::Chown {
+                uid: id(u)?,
+                gid: id(g)?,
+            })
+        }
+        "chmod" => {
+            let (mut set, mut clear) = (0, 0);
+            for part in target.split(' ').filter(|p| !p.is_empty()) {
+                let (sign, bits) = part.split_at_checked(1)?;
+                let bits = u32::from_str_radix(bits, 8).ok().filter(|b| *b <= 0o7777)?;
+                match sign {
+                    "+" => set |= bits,
+                    "-" => clear |= bits,
+                    _ => return None,
+                }
+            }
+            (set | clear != 0).then_some(Operation::Chmod { set, clear })
+        }
+        "setfacl -m" => Some(Operation::SetAcl {
+            spec: target.to_owned(),
+        }),
+        "setfacl -x" => Some(Operation::RemoveAclEntry {
+            spec: target.to_owned(),
+        }),
+        "relabel" => Some(Operation::Relabel {
+            context: target.to_owned(),
+        }),
+        _ => None,
     }
-    action.before = match op {
+}
+
+/// What the entry's fd shows now of what `op` changes, rendered as in the journal.
+pub fn observed(entry: &mut goguard_fs::Entry, op: &Operation) -> String {
+    let meta = *entry.meta();
+    match op {
         Operation::Chown { .. } => format!("{}:{}", meta.uid, meta.gid),
         Operation::Chmod { .. } => format!("{:04o}", meta.mode),
         Operation::Relabel { .. } => entry.label().ok().flatten().unwrap_or_default(),
@@ -372,10 +587,40 @@ fn apply_to(
             Ok(state) => state.getfacl_omit_header().trim_end().replace('\n', ","),
             Err(_) => String::new(),
         },
-    };
-    if dry_run {
-        return action;
     }
+}
+
+/// Whether the entry already is what `op` makes it (read from its fd; changes nothing).
+pub fn satisfied(entry: &mut goguard_fs::Entry, op: &Operation) -> bool {
+    let meta = *entry.meta();
+    match op {
+        Operation::Chown { uid, gid } => {
+            uid.is_none_or(|u| u == meta.uid) && gid.is_none_or(|g| g == meta.gid)
+        }
+        Operation::Chmod { set, clear } => meta.mode & set == *set && meta.mode & clear == 0,
+        Operation::Relabel { context } => {
+            entry.label().ok().flatten().as_deref() == Some(context.as_str())
+        }
+        Operation::SetAcl { spec } | Operation::RemoveAclEntry { spec } => {
+            let remove = matches!(op, Operation::RemoveAclEntry { .. });
+            let Ok(ops) = goguard_fs::acl::parse_ops(spec, remove, &|_, _| None) else {
+                return false;
+            };
+            match entry.acl_state() {
+                Ok(state) => goguard_fs::acl::plan(&state, meta.kind == FileKind::Dir, &ops)
+                    .is_ok_and(|p| p.is_noop()),
+                Err(_) => false,
+            }
+        }
+    }
+}
+
+/// Makes one planned change through the entry's fd (which pins the inode) and fills in
+/// what happened: the real before and after, `applied`, or the error.
+fn apply_to(entry: &mut goguard_fs::Entry, mut action: Action, op: &Operation) -> Action {
+    let meta = *entry.meta();
+    // Read again: an earlier change of the same entry (a chown) may have changed it.
+    action.before = observed(entry, op);
     let result: Result<bool, String> = match op {
         Operation::Chown { uid, gid } => match entry.chown(*uid, *gid) {
             Ok(Outcome::Changed { after, .. }) => {
@@ -448,17 +693,30 @@ pub struct PathHeal {
     pub actions: Vec<Action>,
 }
 
-/// Examines one entry of `root` (after an inotify notice) and applies what
-/// the heal policy marks `auto`, unless `allowed` refuses a drift kind (the
-/// loop guard). Never walks the root: one `openat2` beneath it.
-pub fn heal_path(
+/// One path examined, with the changes its heal policy allows planned (not made).
+pub struct PathPlan {
+    /// Findings on the path as examined.
+    pub findings: Vec<Finding>,
+    planned: Option<PlannedEntry>,
+    /// Changes refused before any was made (a hard-linked file).
+    refused: Vec<Action>,
+}
+
+/// Examines one entry of `root` (after an inotify notice) and plans what the heal policy
+/// marks `auto`, unless `allowed` refuses a drift kind (the loop guard). Never walks the
+/// root: one `openat2` beneath it. Changes nothing; [`heal`] makes the changes.
+pub fn examine_path(
     root: &CacheRoot,
     dir: &RootDir,
     contexts: Option<&FileContexts>,
     rel: &Path,
     allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
-) -> PathHeal {
-    let mut out = PathHeal::default();
+) -> PathPlan {
+    let mut out = PathPlan {
+        findings: Vec::new(),
+        planned: None,
+        refused: Vec::new(),
+    };
     let mut entry = match dir.open_entry(rel) {
         Ok(e) => e,
         Err(_) => return out, // gone already, or refused (a symlink mid-path)
@@ -498,16 +756,45 @@ pub fn heal_path(
         .cloned()
         .collect();
     let plan = goguard_policy::plan(&wanted, &root.heal);
-    for op in plan.ops {
+    if !plan.ops.is_empty() {
         // The entry observed above: its fd pins the inode, no second lookup.
-        let action = apply_to(
-            &mut entry,
-            new_action(dir.abs_path(rel), &op.op),
-            &op.op,
-            false,
-        );
-        let fixes = op.fixes.iter().map(|k| k.as_str().to_owned()).collect();
-        out.actions.push(Action { fixes, ..action });
+        match PlannedEntry::new(entry, dir.abs_path(rel), plan.ops) {
+            Ok(p) => out.planned = Some(p),
+            Err(refused) => out.refused = refused,
+        }
     }
     out
+}
+
+/// Makes the changes of examined paths, as one write-ahead batch in `journal`; one
+/// [`PathHeal`] per plan, in order.
+pub fn heal(plans: Vec<PathPlan>, journal: &mut dyn ChangeJournal) -> Vec<PathHeal> {
+    let mut shapes = Vec::with_capacity(plans.len());
+    let mut batch = Vec::new();
+    for plan in plans {
+        let n = plan.planned.as_ref().map_or(0, PlannedEntry::len);
+        shapes.push((plan.findings, plan.refused, n));
+        batch.extend(plan.planned);
+    }
+    let mut made = execute(batch, journal, false).into_iter();
+    shapes
+        .into_iter()
+        .map(|(findings, mut actions, n)| {
+            actions.extend(made.by_ref().take(n));
+            PathHeal { findings, actions }
+        })
+        .collect()
+}
+
+/// [`examine_path`] and [`heal`] of one path.
+pub fn heal_path(
+    root: &CacheRoot,
+    dir: &RootDir,
+    contexts: Option<&FileContexts>,
+    rel: &Path,
+    allowed: &mut dyn FnMut(&Path, DriftKind) -> bool,
+    journal: &mut dyn ChangeJournal,
+) -> PathHeal {
+    let plan = examine_path(root, dir, contexts, rel, allowed);
+    heal(vec![plan], journal).pop().unwrap_or_default()
 }

@@ -159,6 +159,7 @@ pub async fn run(
         reload: Mutex::new(ReloadHistory::default()),
         store: store.clone(),
         journal: crate::journal_writer::JournalWriter::start(store.clone())?,
+        unsettled: Mutex::new(unsettled_intents(&store)),
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),
         roots_generation: tokio::sync::watch::channel(0).0,
@@ -359,6 +360,27 @@ pub async fn run(
     metrics_task.stop();
     socket.remove_if_ours();
     outcome
+}
+
+/// The intents of changes whose outcome was never recorded (goguardd stopped uncleanly
+/// mid-change), read before anything can add new ones.
+fn unsettled_intents(store: &Mutex<goguard_store::Store>) -> Vec<goguard_store::PendingIntent> {
+    match store.lock().expect("store lock").pending_intents() {
+        Ok(pending) => {
+            if !pending.is_empty() {
+                tracing::warn!(
+                    count = pending.len(),
+                    "goguardd stopped uncleanly while changing files; those changes are \
+                     journaled from the files at the first scan"
+                );
+            }
+            pending
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the journal intents of the last run");
+            Vec::new()
+        }
+    }
 }
 
 /// A task that waits for SIGTERM or SIGINT, sets the process-wide stop flag (so a scan in

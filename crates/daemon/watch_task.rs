@@ -293,16 +293,9 @@ fn mark_limited(state: &DaemonState, watched: &mut Watched, at: &str) {
 fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
     let now = roots::unix_now();
     let started = state.started;
-    // Journaled before announced: whoever reads the journal on seeing a
-    // repair event (`ListJournal` flushes the writer) finds its row.
-    let journal = done
-        .healed
-        .iter()
-        .flat_map(|(root, healed)| {
-            crate::healing::journal_rows(&root.path, &healed.actions, None, "self-heal")
-        })
-        .collect();
-    state.journal.append(journal);
+    // Journaled before announced: the workers handed the outcomes to the journal
+    // writer before this share came back, and `ListJournal` flushes the writer, so
+    // whoever reads the journal on seeing a repair event finds its row.
     for (root, healed) in &done.healed {
         // Drift the heal policy only alerts on (world-writable, mixed owners, ...).
         let fixed: Vec<&str> = healed
