@@ -7,6 +7,7 @@ mod util;
 
 mod audit;
 mod cache;
+mod crash;
 mod daemon;
 mod doctor;
 mod flood;
