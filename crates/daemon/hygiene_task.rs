@@ -85,7 +85,12 @@ pub async fn trim_roots(
         let opened = root.clone();
         let report = tokio::task::spawn_blocking(move || {
             let dir = crate::roots::open_root(&opened)?;
-            trim::execute_in(dir, &policy, SystemTime::now())
+            trim::execute_until(
+                dir,
+                &policy,
+                SystemTime::now(),
+                &crate::daemon_state::stopping,
+            )
         })
         .await;
         let result = match report {

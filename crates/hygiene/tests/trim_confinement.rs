@@ -170,3 +170,75 @@ fn an_action_that_stays_and_cannot_be_read_keeps_every_output() {
     assert_eq!(outcome(&paths[1].1), RemovalOutcome::KeptWithAction);
     assert!(paths[0].1.exists() && paths[1].1.exists() && !paths[1].0.exists());
 }
+
+#[test]
+fn a_trim_asked_to_stop_removes_no_more_and_leaves_trim_txt_for_the_next_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    for b in 0..=255u8 {
+        std::fs::create_dir_all(cache.join(format!("{b:02x}"))).unwrap();
+    }
+    // 40 old, whole entries: each an -a in one directory and its -d in the next.
+    let mut files = Vec::new();
+    for i in 0..40u8 {
+        let (action, output) = (id(i * 2), id(i * 2 + 1));
+        let rec = ActionRecord {
+            action,
+            output,
+            size: 4,
+            time_unix_nanos: 1,
+        };
+        let a = cache
+            .join(format!("{:02x}", i * 2))
+            .join(format!("{action}-a"));
+        let d = cache
+            .join(format!("{:02x}", i * 2 + 1))
+            .join(format!("{output}-d"));
+        old_file(&a, rec.to_line().as_bytes());
+        old_file(&d, b"data");
+        files.push((a, d));
+    }
+    let asked = AtomicUsize::new(0);
+    let stop = || asked.fetch_add(1, Ordering::SeqCst) >= 10;
+    let dir = goguard_fs::RootDir::open(&cache).unwrap();
+    let report =
+        trim::execute_until(dir, &TrimPolicy::default(), SystemTime::now(), &stop).unwrap();
+    let removed = report
+        .removals
+        .iter()
+        .filter(|r| r.outcome == RemovalOutcome::Removed)
+        .count();
+    let stopped = report
+        .removals
+        .iter()
+        .filter(|r| r.outcome == RemovalOutcome::KeptStopping)
+        .count();
+    let kept_with_action = report
+        .removals
+        .iter()
+        .filter(|r| r.outcome == RemovalOutcome::KeptWithAction)
+        .count();
+    assert_eq!(removed, 10, "{:?}", report.removals);
+    assert!(stopped > 0);
+    // The -d of each -a not tried stays with it.
+    assert_eq!(
+        removed + stopped + kept_with_action,
+        80,
+        "{:?}",
+        report.removals
+    );
+    assert!(!report.trim_txt_written);
+    assert!(!cache.join("trim.txt").exists());
+    // Never an -a left without its -d: a -d goes only after every -a was tried.
+    for (a, d) in &files {
+        if a.exists() {
+            assert!(d.exists(), "{} kept but its output removed", a.display());
+        }
+    }
+    // The next trim finishes the job and records it.
+    let again = trim::execute(&cache, &TrimPolicy::default(), SystemTime::now()).unwrap();
+    assert_eq!(again.entries_removed, 70);
+    assert!(again.trim_txt_written);
+    assert!(files.iter().all(|(a, d)| !a.exists() && !d.exists()));
+}

@@ -50,6 +50,9 @@ pub enum RemovalOutcome {
     KeptNotAFile,
     /// A `-d` whose referring `-a` was kept: kept with it.
     KeptWithAction,
+    /// Not tried: the trim was asked to stop (goguardd is stopping). Harmless: an `-a`
+    /// always goes before its `-d`, and a later trim finishes the job.
+    KeptStopping,
     /// The unlink failed.
     Failed(String),
 }
@@ -279,6 +282,18 @@ pub fn execute(root_path: &Path, policy: &TrimPolicy, now: SystemTime) -> Result
 /// [`execute`] on a root the caller opened (goguardd opens a user's root from the user's
 /// home, never through a symlink).
 pub fn execute_in(root: RootDir, policy: &TrimPolicy, now: SystemTime) -> Result<TrimReport> {
+    execute_until(root, policy, now, &|| false)
+}
+
+/// [`execute_in`] that stops between two removals once `stop` returns true: what is left
+/// is [`RemovalOutcome::KeptStopping`] and `trim.txt` is not written (the age trim did not
+/// finish), so the next trim runs again.
+pub fn execute_until(
+    root: RootDir,
+    policy: &TrimPolicy,
+    now: SystemTime,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<TrimReport> {
     let root_path = root.path().to_path_buf();
     let root_path = root_path.as_path();
     let trim_txt = beneath::read_locked(root.as_fd(), TRIM_TXT, 64)
@@ -319,7 +334,11 @@ pub fn execute_in(root: RootDir, policy: &TrimPolicy, now: SystemTime) -> Result
     report.skipped_dirs = listing.skipped_dirs.clone();
     report.not_regular = listing.not_regular;
 
-    report.removals = apply(&listing, &plan, policy.dry_run);
+    report.removals = apply_until(&listing, &plan, policy.dry_run, stop);
+    let stopped = report
+        .removals
+        .iter()
+        .any(|r| r.outcome == RemovalOutcome::KeptStopping);
     for row in &report.removals {
         if matches!(
             row.outcome,
@@ -330,7 +349,7 @@ pub fn execute_in(root: RootDir, policy: &TrimPolicy, now: SystemTime) -> Result
         }
     }
 
-    if let (Some(content), false) = (&plan.new_trim_txt, policy.dry_run) {
+    if let (Some(content), false, false) = (&plan.new_trim_txt, policy.dry_run, stopped) {
         // A trim.txt we create belongs to the cache's owner, like the rest of the cache.
         let meta = root.meta();
         let owner = (rustix::process::geteuid().is_root()).then_some((meta.uid, meta.gid));
@@ -353,6 +372,23 @@ pub fn execute_in(root: RootDir, policy: &TrimPolicy, now: SystemTime) -> Result
 /// `unlinkat` relative to its directory's fd. The rows come back in the plan's order. In a
 /// dry run nothing is touched and every row is [`RemovalOutcome::Planned`].
 pub fn apply(listing: &Listing, plan: &TrimPlan, dry_run: bool) -> Vec<RemovalRow> {
+    apply_until(listing, plan, dry_run, &|| false)
+}
+
+/// [`apply`] that tries no more removal once `stop` returns true.
+pub fn apply_until(
+    listing: &Listing,
+    plan: &TrimPlan,
+    dry_run: bool,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<RemovalRow> {
+    let unlink = |listing: &Listing, r: &Removal| {
+        if stop() {
+            RemovalOutcome::KeptStopping
+        } else {
+            unlink(listing, r)
+        }
+    };
     let row = |r: &Removal, outcome: RemovalOutcome| RemovalRow {
         path: r.rel_path(),
         size: r.size,

@@ -41,6 +41,7 @@ mod parallel;
 mod plan;
 
 pub use execute::{
-    Listing, RemovalOutcome, RemovalRow, SkippedDir, TrimReport, apply, execute, execute_in, list,
+    Listing, RemovalOutcome, RemovalRow, SkippedDir, TrimReport, apply, apply_until, execute,
+    execute_in, execute_until, list,
 };
 pub use plan::{CacheEntry, CapOutcome, Removal, RemovalReason, TrimPlan, TrimPolicy, plan};
