@@ -1,5 +1,6 @@
 //! Stopping goguardd in the middle of its work (issue 17): SIGTERM during the first scan of
-//! a large root ends the process cleanly and quickly, and every change it made is journaled.
+//! a large root ends the process cleanly and quickly, and every change it made is journaled;
+//! a SIGHUP during the first scan is applied once goguardd serves.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -102,4 +103,75 @@ fn sigterm_during_the_first_scan_exits_cleanly_and_journals_every_change() {
     );
     let phantom: Vec<_> = journaled.difference(&changed).take(5).collect();
     assert!(phantom.is_empty(), "journaled but not changed: {phantom:?}");
+}
+
+#[test]
+fn a_sighup_during_the_first_scan_is_not_lost() {
+    assert_root("chowns files to another user");
+    let sb = Sandbox::new();
+    let first = sb.path().join("first");
+    for d in 0..20 {
+        let dir = first.join(format!("{d:02x}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..250 {
+            let p = dir.join(format!("{f:04x}-a"));
+            std::fs::write(&p, b"").unwrap();
+            std::os::unix::fs::chown(&p, Some(1), Some(1)).unwrap();
+        }
+    }
+    let added = sb.path().join("added");
+    std::fs::create_dir_all(&added).unwrap();
+    let root = |p: &Path| {
+        format!(
+            "[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\ngroup = \"root\"\n",
+            p.display()
+        )
+    };
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n{}",
+        root(&first)
+    ));
+    let daemon = sb.spawn(&[]);
+    let started = Instant::now();
+    while !sb.socket().exists() {
+        assert!(
+            started.elapsed() < STARTUP,
+            "no socket:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The first scan of 5,000 drifted files is under way: a new root and a SIGHUP.
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n{}{}",
+        root(&first),
+        root(&added)
+    ));
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    let sent = started.elapsed();
+    daemon.wait_ready(&sb.socket());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let roots = json(&ctl(&sb.socket(), &["roots", "--json"]));
+        let paths: Vec<&str> = roots["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["path"].as_str())
+            .collect();
+        if paths.contains(&added.to_str().unwrap()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the SIGHUP sent {sent:?} after start was lost: roots {paths:?}\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        daemon.log_text().contains("reload"),
+        "no reload in the log:\n{}",
+        daemon.log_text()
+    );
 }

@@ -76,6 +76,12 @@ pub struct RepairJson {
     pub dry_run: bool,
     pub actions: Vec<ActionJson>,
     pub remaining: Vec<FindingJson>,
+    /// Over the whole repair (the lists hold at most one reply's budget).
+    pub applied_total: u64,
+    pub failed_total: u64,
+    /// Changes and findings not listed (every applied change is in the journal).
+    pub actions_omitted: u64,
+    pub remaining_omitted: u64,
 }
 
 impl RepairJson {
@@ -97,12 +103,19 @@ impl RepairJson {
                 })
                 .collect(),
             remaining: r.remaining.iter().map(FindingJson::from_pb).collect(),
+            applied_total: r.applied_total,
+            failed_total: r.failed_total,
+            actions_omitted: r.actions_omitted,
+            remaining_omitted: r.remaining_omitted,
         }
     }
 
     /// Something asked for is still broken: an error, or a finding left.
     pub fn left_unrepaired(&self) -> bool {
-        self.actions.iter().any(|a| a.error.is_some()) || !self.remaining.is_empty()
+        self.actions.iter().any(|a| a.error.is_some())
+            || !self.remaining.is_empty()
+            || self.failed_total > 0
+            || self.remaining_omitted > 0
     }
 }
 
@@ -230,8 +243,26 @@ pub fn render_repair(r: &RepairJson, style: &Style) -> String {
             None => {}
         }
     }
+    if r.actions_omitted > 0 {
+        out.push_str(&format!(
+            "… and {} more changes not listed here ({} changed, {} failed in all); every change \
+             is in `goguardctl journal --path {}`\n",
+            r.actions_omitted,
+            r.applied_total,
+            r.failed_total,
+            term_safe(&r.root)
+        ));
+    }
     if !r.remaining.is_empty() {
-        out.push_str(&format!("\n{} findings left:\n", r.remaining.len()));
+        let more = if r.remaining_omitted > 0 {
+            format!(" (and {} more: `goguardctl findings`)", r.remaining_omitted)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "\n{} findings left{more}:\n",
+            r.remaining.len() as u64 + r.remaining_omitted
+        ));
         out.push_str(&render_findings(
             &r.remaining
                 .iter()

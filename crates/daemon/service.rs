@@ -466,18 +466,20 @@ impl GoGuard for GoGuardService {
                     .find(|x| x.root.path == root_path)
                     .map(|x| x.root.clone())
             };
-            Ok(Response::new(pb::RepairResponse {
-                root: root_path.display().to_string(),
-                actions: report.actions.iter().map(action_to_pb).collect(),
-                remaining: match &root {
-                    Some(root) => report
-                        .remaining
-                        .iter()
-                        .map(|f| finding_to_pb(root, f))
-                        .collect(),
-                    None => Vec::new(),
-                },
-            }))
+            let remaining: Vec<pb::Finding> = match &root {
+                Some(root) => report
+                    .remaining
+                    .iter()
+                    .map(|f| finding_to_pb(root, f))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let actions: Vec<pb::RepairAction> = report.actions.iter().map(action_to_pb).collect();
+            Ok(Response::new(bounded_repair_reply(
+                root_path.display().to_string(),
+                actions,
+                remaining,
+            )))
         })
         .await
     }
@@ -734,6 +736,60 @@ fn bounded_problems(all: &[String]) -> Vec<String> {
 }
 
 /// ListJournal's `limit`: 0 asks for the default, larger values are capped.
+/// A repair's reply within [`crate::paging::REPLY_BUDGET`]: failures first, then the
+/// findings left, then the other changes in the order they were made, as many as fit; the
+/// totals and how many were left out go with them (a 100,000-file repair would otherwise
+/// exceed the 4 MiB a client accepts, after the repair was done).
+fn bounded_repair_reply(
+    root: String,
+    actions: Vec<pb::RepairAction>,
+    remaining: Vec<pb::Finding>,
+) -> pb::RepairResponse {
+    use prost::Message;
+    let mut budget = crate::paging::Budget::default();
+    let applied_total = actions.iter().filter(|a| a.applied).count() as u64;
+    let failed_total = actions.iter().filter(|a| !a.error.is_empty()).count() as u64;
+    let mut keep = vec![false; actions.len()];
+    let mut full = false;
+    for (i, a) in actions.iter().enumerate() {
+        if !a.error.is_empty() {
+            full = full || !budget.take(a.encoded_len());
+            keep[i] = !full;
+        }
+    }
+    let mut listed_remaining = Vec::new();
+    let remaining_total = remaining.len();
+    for f in remaining {
+        if full || !budget.take(f.encoded_len()) {
+            full = true;
+            break;
+        }
+        listed_remaining.push(f);
+    }
+    for (i, a) in actions.iter().enumerate() {
+        if a.error.is_empty() && !full {
+            full = !budget.take(a.encoded_len());
+            keep[i] = !full;
+        }
+    }
+    let actions_total = actions.len();
+    let (mut listed, others): (Vec<pb::RepairAction>, Vec<pb::RepairAction>) = actions
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(a, k)| k.then_some(a))
+        .partition(|a| !a.error.is_empty());
+    listed.extend(others);
+    pb::RepairResponse {
+        root,
+        actions_omitted: (actions_total - listed.len()) as u64,
+        remaining_omitted: (remaining_total - listed_remaining.len()) as u64,
+        actions: listed,
+        remaining: listed_remaining,
+        applied_total,
+        failed_total,
+    }
+}
+
 fn journal_limit(limit: u32) -> u32 {
     const DEFAULT: u32 = 100;
     const MAX: u32 = 10_000;
@@ -877,6 +933,41 @@ mod tests {
             since_unix,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_huge_repair_reply_fits_the_budget_with_failures_first_and_totals() {
+        use prost::Message;
+        let action = |i: usize, error: &str| pb::RepairAction {
+            path: format!("/cache/{i:06}/some-long-name-of-a-cache-entry-d"),
+            operation: "chown".into(),
+            before: "1:1".into(),
+            after: "0:0".into(),
+            applied: error.is_empty(),
+            error: error.into(),
+            fixes: vec!["foreign_owner".into()],
+        };
+        let mut actions: Vec<_> = (0..100_000).map(|i| action(i, "")).collect();
+        actions.push(action(100_000, "Permission denied"));
+        let reply = bounded_repair_reply("/cache".into(), actions, Vec::new());
+        assert!(reply.encoded_len() < 4 << 20, "{}", reply.encoded_len());
+        assert_eq!(reply.applied_total, 100_000);
+        assert_eq!(reply.failed_total, 1);
+        assert_eq!(
+            reply.actions[0].error, "Permission denied",
+            "failures first"
+        );
+        assert!(reply.actions_omitted > 0);
+        assert_eq!(
+            reply.actions.len() as u64 + reply.actions_omitted,
+            100_001,
+            "every action listed or counted"
+        );
+        // A small reply is whole, in order.
+        let small =
+            bounded_repair_reply("/c".into(), vec![action(1, ""), action(2, "")], Vec::new());
+        assert_eq!(small.actions_omitted, 0);
+        assert_eq!(small.actions[1].path, action(2, "").path);
     }
 
     #[test]

@@ -18,6 +18,7 @@ end):  crates/daemon/scripts/bench-self-heal.py [--files 2000] [--dirs 100000] [
 Needs: cargo, useradd/userdel, inotifywait (Debian inotify-tools). Touches only the test
 user's home and a temp dir. `--no-build` uses target/release as it is; `--tmpfs` puts the
 user's ~/.cache on a tmpfs, so the writer runs at full speed whatever the disk's state.
+`--bin-dir DIR` takes the binaries from DIR (to compare two builds).
 """
 
 import argparse
@@ -36,6 +37,7 @@ import threading
 import time
 
 IN_ATTRIB = 0x00000004
+BIN_DIR = None  # --bin-dir
 IN_NONBLOCK = 0o4000
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -170,12 +172,12 @@ def start_goguardd(ws, sandbox, user, port):
         )
     t = time.monotonic()
     proc = subprocess.Popen(
-        [f"{ws}/target/release/goguardd", "--config", conf],
+        [f"{BIN_DIR or ws + '/target/release'}/goguardd", "--config", conf],
         stdout=subprocess.DEVNULL,
         stderr=open(os.path.join(sandbox, "goguardd.log"), "w"),
         env={**os.environ, "RUST_LOG": "warn"},
     )
-    ctl = [f"{ws}/target/release/goguardctl", "--socket", f"{sandbox}/run/goguard.sock"]
+    ctl = [f"{BIN_DIR or ws + '/target/release'}/goguardctl", "--socket", f"{sandbox}/run/goguard.sock"]
     while subprocess.run(ctl + ["status"], capture_output=True).returncode != 0:
         if proc.poll() is not None:
             raise SystemExit("goguardd exited; see " + os.path.join(sandbox, "goguardd.log"))
@@ -222,6 +224,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--port", type=int, default=19377)
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--bin-dir", help="take goguardd and goguardctl from here (implies --no-build)")
     ap.add_argument("--tmpfs", action="store_true",
                     help="put the user's ~/.cache on a tmpfs: the writer then does not depend on "
                          "the disk (ext4 creates files ~10x slower for minutes after a mass "
@@ -233,7 +236,9 @@ def main():
         if not shutil.which(tool):
             raise SystemExit(f"missing {tool} (inotifywait: apt-get install inotify-tools)")
     ws = os.path.abspath(os.path.join(os.path.dirname(__file__), "../../.."))
-    if not a.no_build:
+    global BIN_DIR
+    BIN_DIR = a.bin_dir
+    if not a.no_build and not a.bin_dir:
         sh("cargo", "build", "--release", "--bins", cwd=ws)
     user = f"ggbench{os.getpid() % 100000}"
     home = f"/home/{user}"
