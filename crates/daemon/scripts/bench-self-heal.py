@@ -248,6 +248,7 @@ def main():
     os.chmod(sandbox, 0o755)
     with open("/proc/sys/fs/inotify/max_user_watches") as f:
         old_watches = f.read().strip()
+    procs = []
     try:
         with open("/proc/sys/fs/inotify/max_user_watches", "w") as f:
             f.write(str(max(int(old_watches), 4 * a.dirs)))
@@ -263,6 +264,7 @@ def main():
         rows, mem = [], []
         # goguardd
         proc, ready = start_goguardd(ws, sandbox, user, a.port)
+        procs.append(proc)
         time.sleep(2)
         mem.append(("goguardd (release)", ready, proc_status(proc.pid, "VmRSS"),
                     proc_status(proc.pid, "VmHWM")))
@@ -302,7 +304,16 @@ def main():
         print("|---|---:|---:|---:|")
         for m in mem:
             print(f"| {m[0]} | {m[1]:.2f} | {m[2] / 1024:.1f} | {m[3] / 1024:.1f} |")
+    except BaseException:
+        log = os.path.join(sandbox, "goguardd.log")
+        if os.path.exists(log):
+            print("goguardd's log (last lines):\n" + "".join(open(log).readlines()[-15:]))
+        raise
     finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         with open("/proc/sys/fs/inotify/max_user_watches", "w") as f:
             f.write(old_watches)
         subprocess.run(["umount", os.path.join(home, ".cache")], capture_output=True)
