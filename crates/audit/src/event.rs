@@ -142,6 +142,16 @@ pub enum Retention {
     ///
     /// [`Avc`]: crate::Avc
     AvcEvents,
+    /// Events are assembled, completed, evicted and truncated exactly as with
+    /// [`All`](Self::All) (so counts and hand-out order are the same), but only the events
+    /// with an `AVC`/`USER_AVC` record are handed out, holding only the records an [`Avc`]
+    /// draws on; the others are counted in `events_discarded` without being copied. What a
+    /// streaming reader of a whole log wants (`goguardctl explain`): every event is
+    /// `events_emitted + events_discarded`, every record of them
+    /// [`AssemblerStats::event_records`].
+    ///
+    /// [`Avc`]: crate::Avc
+    AvcMaterial,
 }
 
 /// Limits and policy of an [`EventAssembler`].
@@ -187,6 +197,10 @@ pub struct AssemblerStats {
     pub events_evicted: u64,
     /// Records dropped because their event outgrew `max_event_bytes`.
     pub records_dropped: u64,
+    /// Records that belong to an event (`EOE` and dropped records not included): with
+    /// [`Retention::All`] and [`Retention::AvcMaterial`], the sum of every event's
+    /// `len()` had every record been kept.
+    pub event_records: u64,
 }
 
 /// What one call handed out: complete events and rejected lines.
@@ -265,6 +279,10 @@ struct Pending {
     /// An AVC record is stored (one dropped by `max_event_bytes` is not).
     stored_avc: bool,
     truncated: bool,
+    /// The bytes the event's records take, stored or not: under
+    /// [`Retention::AvcMaterial`] `max_event_bytes` applies to this, so truncation is the
+    /// same as with [`Retention::All`].
+    logical_len: usize,
 }
 
 /// A multiply-rotate hasher for the all-integer `Key` (serials are kernel-assigned, so
@@ -378,32 +396,48 @@ impl EventAssembler {
             return;
         }
         let is_avc = class.is_avc();
-        let retain_all = self.config.retention == Retention::All;
+        let retention = self.config.retention;
+        let track_all = retention != Retention::AvcEvents;
+        // Whether this record's bytes are kept in its event.
+        let store = match retention {
+            Retention::All => true,
+            Retention::AvcEvents | Retention::AvcMaterial => {
+                is_avc || class == RecordClass::AvcMaterial
+            }
+        };
         if class.is_standalone() && !self.pending.contains_key(&key) {
-            if retain_all || is_avc {
-                let p = self.new_pending(record, node);
+            if track_all || is_avc {
+                let p = self.new_pending(record, node, store);
                 self.complete(p, Completion::Standalone, out);
             } else {
                 self.stats.events_discarded += 1;
             }
             return;
         }
-        if !retain_all && !class.is_avc() && class != RecordClass::AvcMaterial {
+        if !track_all && !store {
             return;
         }
         let max_bytes = self.config.max_event_bytes;
         if let Some(p) = self.pending.get_mut(&key) {
-            if p.buf.len() + record.raw.len() > max_bytes {
+            let len = match retention {
+                Retention::AvcMaterial => p.logical_len,
+                _ => p.buf.len(),
+            };
+            if len + record.raw.len() > max_bytes {
                 p.truncated = true;
                 self.stats.records_dropped += 1;
             } else {
-                push_raw(&mut p.buf, &mut p.spans, record.raw);
-                p.stored_avc |= is_avc;
+                self.stats.event_records += 1;
+                p.logical_len += record.raw.len();
+                if store {
+                    push_raw(&mut p.buf, &mut p.spans, record.raw);
+                    p.stored_avc |= is_avc;
+                }
             }
             p.has_avc |= is_avc;
             return;
         }
-        let p = self.new_pending(record, node);
+        let p = self.new_pending(record, node, store);
         self.order.push_back(OrderEntry {
             key,
             seq: p.seq,
@@ -527,22 +561,32 @@ impl EventAssembler {
         id
     }
 
-    fn new_pending(&mut self, record: &Record<'_>, node: u32) -> Pending {
+    /// A pending event started by `record`; `store`: keep the record's bytes (else only its
+    /// time stamp text is kept, to name the event).
+    fn new_pending(&mut self, record: &Record<'_>, node: u32, store: bool) -> Pending {
         let (mut buf, mut spans) = self
             .pool
             .pop()
             .unwrap_or_else(|| (Vec::with_capacity(2048), Vec::with_capacity(8)));
+        self.stats.event_records += 1;
         let base = buf.len();
-        push_raw(&mut buf, &mut spans, record.raw);
-        // The time stamp text is inside `raw`; remember where, to name the event later.
-        let offset =
-            (record.timestamp.as_ptr() as usize).wrapping_sub(record.raw.as_ptr() as usize);
-        let ts_start = if offset <= record.raw.len() {
-            base + offset
+        let (ts_start, ts_end) = if store {
+            push_raw(&mut buf, &mut spans, record.raw);
+            // The time stamp text is inside `raw`; remember where, to name the event later.
+            let offset =
+                (record.timestamp.as_ptr() as usize).wrapping_sub(record.raw.as_ptr() as usize);
+            let ts_start = if offset <= record.raw.len() {
+                base + offset
+            } else {
+                base
+            };
+            (ts_start, (ts_start + record.timestamp.len()).min(buf.len()))
         } else {
-            base
+            // Not a record: the time stamp's bytes before the first stored record, outside
+            // every span.
+            buf.extend_from_slice(record.timestamp);
+            (base, buf.len())
         };
-        let ts_end = (ts_start + record.timestamp.len()).min(buf.len());
         let seq = self.next_seq;
         self.next_seq += 1;
         Pending {
@@ -560,13 +604,14 @@ impl EventAssembler {
             buf,
             spans,
             has_avc: record.class.is_avc(),
-            stored_avc: record.class.is_avc(),
+            stored_avc: store && record.class.is_avc(),
             truncated: false,
+            logical_len: record.raw.len(),
         }
     }
 
     fn complete(&mut self, p: Pending, completion: Completion, out: &mut Output) {
-        if self.config.retention == Retention::AvcEvents && !p.has_avc {
+        if self.config.retention != Retention::All && !p.has_avc {
             self.stats.events_discarded += 1;
             self.recycle(p.buf, p.spans);
             return;
@@ -760,6 +805,56 @@ mod tests {
         assert_eq!(out.events.len(), 1);
         assert_eq!(types(&out.events[0]), ["AVC", "SYSCALL"]);
         assert_eq!(asm.stats().events_discarded, 2);
+    }
+
+    #[test]
+    fn avc_material_retention_counts_and_orders_as_all() {
+        // An AVC event opened by a record that is not kept (EXECVE), an event without an
+        // AVC, a standalone user record, interleaving, and an event that outgrows the size
+        // limit: the AVC events handed out and every count are those of `All`.
+        let lines: &[&[u8]] = &[
+            b"type=EXECVE msg=audit(1.000:1): argc=1 a0=\"ls\"",
+            b"type=SYSCALL msg=audit(1.000:2): pid=2",
+            b"type=AVC msg=audit(1.000:1): avc:  denied  { read } for  pid=1 comm=\"go\" name=\"x\" scontext=a tcontext=b tclass=file",
+            b"type=SYSCALL msg=audit(1.000:1): pid=1 comm=\"go\"",
+            b"type=USER_LOGIN msg=audit(1.000:3): pid=1 msg='op=login'",
+            b"type=EOE msg=audit(1.000:2): ",
+            b"type=PATH msg=audit(1.000:4): name=\"/a\"",
+            b"type=AVC msg=audit(1.000:4): avc:  denied  { write } for  pid=4 scontext=a tcontext=b tclass=dir",
+            b"type=EXECVE msg=audit(1.000:4): argc=1 a0=\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+            b"type=CWD msg=audit(1.000:4): cwd=\"/\"",
+            b"type=EOE msg=audit(1.000:1): ",
+            b"type=AVC msg=audit(9.000:5): avc:  denied  { open } for  pid=5 scontext=a tcontext=b tclass=file",
+        ];
+        let run = |retention| {
+            let mut config = AssemblerConfig::new(T);
+            config.retention = retention;
+            config.max_event_bytes = 250;
+            let mut asm = EventAssembler::with_config(config);
+            let mut out = push_all(&mut asm, lines, Duration::ZERO);
+            out.events.extend(asm.flush_all());
+            (out.events, asm.stats())
+        };
+        let (all, all_stats) = run(Retention::All);
+        let (lean, lean_stats) = run(Retention::AvcMaterial);
+        let with_avc: Vec<&AuditEvent> = all.iter().filter(|e| e.has_avc()).collect();
+        assert_eq!(lean.len(), with_avc.len());
+        for (l, a) in lean.iter().zip(&with_avc) {
+            assert_eq!(l.id, a.id);
+            assert_eq!((l.completion, l.truncated), (a.completion, a.truncated));
+            assert_eq!(l.avcs(), a.avcs());
+        }
+        assert_eq!(lean[0].id.timestamp, "1.000");
+        assert_eq!(types(&lean[0]), ["AVC", "SYSCALL"]);
+        assert!(all.iter().any(|e| e.truncated));
+        let records: usize = all.iter().map(AuditEvent::len).sum();
+        assert_eq!(all_stats.event_records, records as u64);
+        assert_eq!(lean_stats.event_records, records as u64);
+        assert_eq!(lean_stats.records_dropped, all_stats.records_dropped);
+        assert_eq!(
+            lean_stats.events_emitted + lean_stats.events_discarded,
+            all.len() as u64
+        );
     }
 
     #[test]
