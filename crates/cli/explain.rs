@@ -10,7 +10,7 @@
 //! assembler ([`Retention::AvcMaterial`]: events are completed and counted exactly as when
 //! every record is kept, but only AVC events are copied and handed out). `--json` writes each
 //! record as soon as its event is complete, through a buffer, in completion order (today's
-//! order); diagnoses are memoised per denial shape ([`DiagnosisShape`]: every field the
+//! order); diagnoses are memoised per denial shape (`diagnosis_shape`: every field the
 //! diagnosis reads) in a bounded map, policy verdicts per access. The text report groups
 //! denials by [`DenialKey`] and needs the whole log before it can sort; it keeps at most
 //! [`MAX_TEXT_GROUPS`] groups (the first distinct ones seen) and counts the denials of later
@@ -219,8 +219,10 @@ struct Run<'a, W: Write> {
     counts: Counts,
     /// Policy verdicts per access (scontext, tcontext, tclass, permissions).
     verdicts: HashMap<(String, String, String, String), Option<PolicyVerdict>>,
-    /// `--json`: the diagnosis object, serialized, per shape.
-    diagnoses: HashMap<DiagnosisShape, Rc<[u8]>>,
+    /// `--json`: the diagnosis object, serialized, per shape ([`diagnosis_shape`]).
+    diagnoses: FastMap<Box<[u8]>, Rc<[u8]>>,
+    /// The shape of the AVC at hand.
+    shape: Vec<u8>,
     /// Text: the groups kept, and what was not kept.
     groups: BTreeMap<DenialKey, Group>,
     denied: u64,
@@ -239,43 +241,69 @@ struct Group {
     related: bool,
 }
 
-/// Every field of an [`Avc`] that [`goguard_diagnose::diagnose`] reads when only the
-/// record is known (no label, owner or root facts offline): two AVCs with the same shape
-/// get the same diagnosis. `ino` only matters when there is no path.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DiagnosisShape {
-    denied: bool,
-    scontext: Option<String>,
-    tcontext: Option<String>,
-    tclass: Option<String>,
-    permissions: Vec<String>,
-    comm: Option<String>,
-    path: Option<PathBuf>,
-    name: Option<String>,
-    ino: Option<String>,
-    exe: Option<PathBuf>,
-}
-
-impl DiagnosisShape {
-    pub fn of(avc: &Avc) -> DiagnosisShape {
-        DiagnosisShape {
-            denied: avc.is_denied(),
-            scontext: avc.scontext.clone(),
-            tcontext: avc.tcontext.clone(),
-            tclass: avc.tclass.clone(),
-            permissions: avc.permissions.clone(),
-            comm: avc.comm.clone(),
-            path: avc.path.clone(),
-            name: avc.name.clone(),
-            ino: if avc.path.is_none() {
-                avc.ino.clone()
-            } else {
-                None
-            },
-            exe: avc.exe.clone(),
+/// The shape of a denial as far as its diagnosis goes: every field of an [`Avc`] that
+/// [`goguard_diagnose::diagnose`] reads when only the record is known (offline there are
+/// no label, owner or root facts): decision, scontext, tcontext, tclass, permissions (in
+/// order), comm, path, name, exe, and ino when there is no path. Two AVCs of the same
+/// shape get the same diagnosis. Encoded as bytes (each field tagged and
+/// length-prefixed), so a look-up hashes one slice and a miss stores one allocation.
+fn diagnosis_shape(avc: &Avc, key: &mut Vec<u8>) {
+    fn field(key: &mut Vec<u8>, v: Option<&[u8]>) {
+        match v {
+            None => key.push(0),
+            Some(v) => {
+                key.push(1);
+                key.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                key.extend_from_slice(v);
+            }
         }
     }
+    use std::os::unix::ffi::OsStrExt;
+    fn path(p: &Option<PathBuf>) -> Option<&[u8]> {
+        p.as_deref().map(|p| p.as_os_str().as_bytes())
+    }
+    key.clear();
+    key.push(u8::from(avc.is_denied()));
+    field(key, avc.scontext.as_deref().map(str::as_bytes));
+    field(key, avc.tcontext.as_deref().map(str::as_bytes));
+    field(key, avc.tclass.as_deref().map(str::as_bytes));
+    key.extend_from_slice(&(avc.permissions.len() as u64).to_le_bytes());
+    for p in &avc.permissions {
+        field(key, Some(p.as_bytes()));
+    }
+    field(key, avc.comm.as_deref().map(str::as_bytes));
+    field(key, path(&avc.path));
+    field(key, avc.name.as_deref().map(str::as_bytes));
+    field(key, path(&avc.exe));
+    let ino = avc.ino.as_deref().filter(|_| avc.path.is_none());
+    field(key, ino.map(str::as_bytes));
 }
+
+/// FNV-1a over 8-byte words: the memo keys are our own encoding of log fields, so a
+/// cheap hash will do (a crafted log can only slow its own report down).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0 ^ 0xcbf2_9ce4_8422_2325;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<WordHasher>>;
 
 impl<'a, W: Write> Run<'a, W> {
     fn new(tools: &'a GoTools, opts: Options<'a>, out: W) -> Run<'a, W> {
@@ -284,7 +312,8 @@ impl<'a, W: Write> Run<'a, W> {
             opts,
             counts: Counts::default(),
             verdicts: HashMap::new(),
-            diagnoses: HashMap::new(),
+            diagnoses: FastMap::default(),
+            shape: Vec::with_capacity(512),
             groups: BTreeMap::new(),
             denied: 0,
             unshown_denials: 0,
@@ -362,9 +391,12 @@ impl<'a, W: Write> Run<'a, W> {
 
     /// The diagnosis object of `avc` as JSON (keys sorted, as before).
     fn diagnosis_json(&mut self, avc: &Avc) -> Rc<[u8]> {
-        let shape = DiagnosisShape::of(avc);
-        if let Some(d) = self.diagnoses.get(&shape) {
-            return d.clone();
+        let mut shape = std::mem::take(&mut self.shape);
+        diagnosis_shape(avc, &mut shape);
+        if let Some(d) = self.diagnoses.get(shape.as_slice()) {
+            let d = d.clone();
+            self.shape = shape;
+            return d;
         }
         let verdict = self.verdict(avc);
         let d = diagnosis_with(avc, verdict.as_ref(), self.opts.policy);
@@ -391,7 +423,8 @@ impl<'a, W: Write> Run<'a, W> {
         if self.diagnoses.len() >= MAX_MEMO {
             self.diagnoses.clear();
         }
-        self.diagnoses.insert(shape, j.clone());
+        self.diagnoses.insert(shape.as_slice().into(), j.clone());
+        self.shape = shape;
         j
     }
 
@@ -566,9 +599,7 @@ fn render_group(out: &mut String, g: &Group, policy: Option<&PolicyInUse>, style
 
 /// `s` as a JSON string, as serde_json writes it followed by [`crate::render::json_safe`].
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let plain = s
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    let plain = !needs_json_escape(s.as_bytes());
     if plain {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -576,6 +607,31 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     } else {
         out.extend_from_slice(crate::render::json_line(s).as_bytes());
     }
+}
+
+/// True when `s` holds a byte serde_json or `json_safe` would not copy as is: a control
+/// (< 0x20), `"`, `\\`, DEL or any non-ASCII byte. Eight bytes at a time.
+fn needs_json_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte of the result set where the byte of `w` is zero.
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        let special = w & HIGH // non-ASCII
+            | w.wrapping_sub(0x20 * ONES) & !w & HIGH // < 0x20 (w < 0x80 here)
+            | zero(w ^ (b'"' as u64 * ONES))
+            | zero(w ^ (b'\\' as u64 * ONES))
+            | zero(w ^ (0x7f * ONES));
+        if special != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
 }
 
 fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
@@ -875,6 +931,24 @@ mod tests {
                 assert_eq!(counts.go_related_denials, go as u64, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn json_escape_check_agrees_with_the_byte_rule() {
+        let slow = |s: &[u8]| {
+            s.iter()
+                .any(|&b| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\')
+        };
+        for b in 0..=255u8 {
+            for len in 1..=17 {
+                for at in 0..len {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(needs_json_escape(&s), slow(&s), "byte {b:#x} at {at}/{len}");
+                }
+            }
+        }
+        assert!(!needs_json_escape(b""));
     }
 
     #[test]
