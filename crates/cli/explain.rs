@@ -31,7 +31,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use goguard_audit::{
-    AssemblerConfig, Avc, DEFAULT_TIMEOUT, DenialKey, EventAssembler, GoTools, Output, Retention,
+    AssemblerConfig, AuditEvent, Avc, DEFAULT_TIMEOUT, DenialKey, EventAssembler, GoTools, Output,
+    Retention,
 };
 
 use goguard_diagnose::{DiagnosisInput, NO_POLICY, Policy, PolicyVerdict};
@@ -95,15 +96,20 @@ pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Distinct denial shapes the text report keeps (each with its first AVC, about 1 KB);
-/// denials of shapes first seen after these are counted, not shown.
-pub const MAX_TEXT_GROUPS: usize = 10_000;
+/// Distinct denial shapes the text report keeps (each with its key and first AVC, about
+/// 2 KB); denials of shapes first seen after these are counted, not shown. A report of
+/// more distinct denials than this is not read by a person; `--json` has every record.
+pub const MAX_TEXT_GROUPS: usize = 4096;
 /// Entries of each memo map (diagnoses, verdicts); a full map is emptied and refilled.
 const MAX_MEMO: usize = 4096;
 /// Read block; a longer line grows the buffer to hold it.
 const READ_BLOCK: usize = 1 << 20;
 /// Output is handed to the writer in blocks of about this size.
 const WRITE_BLOCK: usize = 1 << 16;
+/// Complete events per batch handed to a `--json` worker.
+const BATCH: usize = 256;
+/// At most this many `--json` workers (one per core up to it).
+const MAX_WORKERS: usize = 4;
 
 /// What to print.
 #[derive(Clone, Copy)]
@@ -145,10 +151,29 @@ pub fn explain<R: Read, W: Write>(
     opts: Options<'_>,
     out: W,
 ) -> Result<Counts, ExplainError> {
+    let workers = std::env::var("GOGUARD_EXPLAIN_WORKERS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
+        });
+    explain_on(input, tools, opts, out, workers)
+}
+
+/// [`explain`] with `workers` threads for `--json` (1: all on this thread).
+pub fn explain_on<R: Read, W: Write>(
+    input: R,
+    tools: &GoTools,
+    opts: Options<'_>,
+    out: W,
+    workers: usize,
+) -> Result<Counts, ExplainError> {
+    if opts.json && workers > 1 {
+        return explain_json_parallel(input, tools, opts, out, workers);
+    }
     let mut run = Run::new(tools, opts, out);
-    let mut config = AssemblerConfig::new(DEFAULT_TIMEOUT);
-    config.retention = Retention::AvcMaterial;
-    let mut assembler = EventAssembler::with_config(config);
+    let mut assembler = assembler();
     let mut done = Output::default();
     let mut failed = None;
     for_each_line(input, |line| {
@@ -174,6 +199,107 @@ pub fn explain<R: Read, W: Write>(
     run.counts.records = stats.event_records;
     run.counts.malformed = stats.errors;
     run.finish().map_err(ExplainError::Write)
+}
+
+/// The assembler `explain` reads with: every event counted and completed as with
+/// [`Retention::All`], only AVC events copied.
+fn assembler() -> EventAssembler {
+    let mut config = AssemblerConfig::new(DEFAULT_TIMEOUT);
+    config.retention = Retention::AvcMaterial;
+    EventAssembler::with_config(config)
+}
+
+/// `--json` with the AVCs built, diagnosed and printed on `workers` threads: this thread
+/// reads and assembles, hands batches of [`BATCH`] complete events to the workers in turn
+/// and writes their output back in batch order, so the output is the same as on one
+/// thread. At most `2 × workers` batches are in flight (memory stays bounded); each worker
+/// has its own memo maps.
+fn explain_json_parallel<R: Read, W: Write>(
+    input: R,
+    tools: &GoTools,
+    opts: Options<'_>,
+    mut out: W,
+    workers: usize,
+) -> Result<Counts, ExplainError> {
+    use std::sync::mpsc;
+    std::thread::scope(|scope| {
+        let mut to_workers = Vec::with_capacity(workers);
+        let mut from_workers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::sync_channel::<Vec<AuditEvent>>(2);
+            let (result_tx, result_rx) = mpsc::channel();
+            scope.spawn(move || {
+                let mut run = Run::new(tools, opts, std::io::sink());
+                for batch in rx {
+                    if result_tx.send(run.json_batch(batch)).is_err() {
+                        break;
+                    }
+                }
+            });
+            to_workers.push(tx);
+            from_workers.push(result_rx);
+        }
+        let mut counts = Counts::default();
+        let (mut sent, mut received) = (0usize, 0usize);
+        let mut write_error = None;
+        // Writes the oldest batch's output (waits for it).
+        let mut receive = |received: &mut usize, write_error: &mut Option<std::io::Error>| {
+            let Ok((bytes, c)) = from_workers[*received % workers].recv() else {
+                return;
+            };
+            *received += 1;
+            counts.avcs += c.avcs;
+            counts.go_related_denials += c.go_related_denials;
+            if write_error.is_none()
+                && let Err(e) = out.write_all(&bytes)
+            {
+                *write_error = Some(e);
+            }
+        };
+        let send = |batch: Vec<AuditEvent>, sent: &mut usize| {
+            // A worker only stops when its channel closes, which happens below, after this.
+            let _ = to_workers[*sent % workers].send(batch);
+            *sent += 1;
+        };
+        let mut assembler = assembler();
+        let mut done = Output::default();
+        let mut batch = Vec::with_capacity(BATCH);
+        for_each_line(input, |line| {
+            if write_error.is_some() {
+                return;
+            }
+            assembler.push_line_into(line, Duration::ZERO, &mut done);
+            done.errors.clear();
+            batch.append(&mut done.events);
+            if batch.len() >= BATCH {
+                if sent - received >= 2 * workers {
+                    receive(&mut received, &mut write_error);
+                }
+                send(
+                    std::mem::replace(&mut batch, Vec::with_capacity(BATCH)),
+                    &mut sent,
+                );
+            }
+        })
+        .map_err(ExplainError::Read)?;
+        batch.extend(assembler.flush_all());
+        if write_error.is_none() && !batch.is_empty() {
+            send(batch, &mut sent);
+        }
+        while received < sent && write_error.is_none() {
+            receive(&mut received, &mut write_error);
+        }
+        drop(to_workers);
+        if let Some(e) = write_error {
+            return Err(ExplainError::Write(e));
+        }
+        out.flush().map_err(ExplainError::Write)?;
+        let stats = assembler.stats();
+        counts.events = stats.events_emitted + stats.events_discarded;
+        counts.records = stats.event_records;
+        counts.malformed = stats.errors;
+        Ok(counts)
+    })
 }
 
 /// Calls `each` with every line of `input` (split at `\n`, kept out of the line; a last
@@ -322,8 +448,26 @@ impl<'a, W: Write> Run<'a, W> {
         }
     }
 
-    /// Handles (and drains) complete events.
-    fn events(&mut self, events: &mut Vec<goguard_audit::AuditEvent>) -> std::io::Result<()> {
+    /// Handles (and drains) complete events; writes out a full buffer.
+    fn events(&mut self, events: &mut Vec<AuditEvent>) -> std::io::Result<()> {
+        self.handle(events);
+        if self.buf.len() >= WRITE_BLOCK {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// `--json` on a worker thread: the output of `events` and the counts of its AVCs.
+    fn json_batch(&mut self, mut events: Vec<AuditEvent>) -> (Vec<u8>, Counts) {
+        self.handle(&mut events);
+        let out = std::mem::replace(&mut self.buf, Vec::with_capacity(2 * WRITE_BLOCK));
+        (out, std::mem::take(&mut self.counts))
+    }
+
+    /// Counts the AVCs of `events` (drained) and prints (`--json`, into the buffer) or
+    /// groups (text) those asked for.
+    fn handle(&mut self, events: &mut Vec<AuditEvent>) {
         let no_roots: [&Path; 0] = [];
         for e in events.drain(..) {
             for avc in e.avcs() {
@@ -337,16 +481,11 @@ impl<'a, W: Write> Run<'a, W> {
                 }
                 if self.opts.json {
                     self.json_record(&avc, related);
-                    if self.buf.len() >= WRITE_BLOCK {
-                        self.out.write_all(&self.buf)?;
-                        self.buf.clear();
-                    }
                 } else if avc.is_denied() {
                     self.group(avc, related);
                 }
             }
         }
-        Ok(())
     }
 
     fn group(&mut self, avc: Avc, related: bool) {
@@ -504,15 +643,16 @@ impl<'a, W: Write> Run<'a, W> {
     /// Writes what is left: the rest of the JSON, or the whole text report.
     fn finish(mut self) -> std::io::Result<Counts> {
         if !self.opts.json {
-            let text = self.render_text();
-            self.buf.extend_from_slice(text.as_bytes());
+            self.write_text()?;
         }
         self.out.write_all(&self.buf)?;
         self.out.flush()?;
         Ok(self.counts)
     }
 
-    fn render_text(&self) -> String {
+    /// The text report: counts, then the groups, most frequent first (ties: latest first,
+    /// then by key), written group by group.
+    fn write_text(&mut self) -> std::io::Result<()> {
         let (all, policy, style) = (self.opts.all, self.opts.policy, self.opts.style);
         let c = &self.counts;
         let mut out = format!(
@@ -522,7 +662,8 @@ impl<'a, W: Write> Run<'a, W> {
         let what = if all { "denials" } else { "go-related denials" };
         if self.groups.is_empty() {
             out.push_str(&format!("no {what} found\n"));
-            return out;
+            self.buf.extend_from_slice(out.as_bytes());
+            return Ok(());
         }
         if self.unshown_denials == 0 {
             out.push_str(&format!(
@@ -540,16 +681,24 @@ impl<'a, W: Write> Run<'a, W> {
                 self.unshown_denials
             ));
         }
-        let mut ordered: Vec<&Group> = self.groups.values().collect();
+        self.buf.extend_from_slice(out.as_bytes());
+        let groups = std::mem::take(&mut self.groups);
+        let mut ordered: Vec<&Group> = groups.values().collect();
         ordered.sort_by(|a, b| {
             b.count
                 .cmp(&a.count)
                 .then(b.last_seen.total_cmp(&a.last_seen))
         });
         for g in ordered {
+            out.clear();
             render_group(&mut out, g, policy, style);
+            self.buf.extend_from_slice(out.as_bytes());
+            if self.buf.len() >= WRITE_BLOCK {
+                self.out.write_all(&self.buf)?;
+                self.buf.clear();
+            }
         }
-        out
+        Ok(())
     }
 }
 
@@ -889,7 +1038,13 @@ mod tests {
         }
     }
 
-    fn streamed(log: &[u8], all: bool, json: bool, step: usize) -> (String, Counts) {
+    fn streamed(
+        log: &[u8],
+        all: bool,
+        json: bool,
+        step: usize,
+        workers: usize,
+    ) -> (String, Counts) {
         let style = Style { color: false };
         let opts = Options {
             all,
@@ -898,13 +1053,9 @@ mod tests {
             style: &style,
         };
         let mut out = Vec::new();
-        let counts = explain(
-            Trickle { rest: log, step },
-            &GoTools::default(),
-            opts,
-            &mut out,
-        )
-        .expect("explain");
+        let input = Trickle { rest: log, step };
+        let counts =
+            explain_on(input, &GoTools::default(), opts, &mut out, workers).expect("explain");
         (String::from_utf8(out).expect("utf-8"), counts)
     }
 
@@ -922,11 +1073,12 @@ mod tests {
     fn assert_same(name: &str, log: &[u8]) {
         for (all, json) in [(false, false), (true, false), (false, true), (true, true)] {
             let (want, go) = reference(log, all, json);
-            for step in [usize::MAX, 4093, 7] {
-                let (got, counts) = streamed(log, all, json, step);
+            for (step, workers) in [(usize::MAX, 1), (4093, 1), (7, 1), (4093, 3)] {
+                let (got, counts) = streamed(log, all, json, step, workers);
                 assert!(
                     got == want,
-                    "{name} all={all} json={json} step={step}:\n--- streamed\n{got}\n--- reference\n{want}"
+                    "{name} all={all} json={json} step={step} workers={workers}:\n\
+                     --- streamed\n{got}\n--- reference\n{want}"
                 );
                 assert_eq!(counts.go_related_denials, go as u64, "{name}");
             }
