@@ -461,7 +461,8 @@ impl<'a, W: Write> Run<'a, W> {
     /// `--json` on a worker thread: the output of `events` and the counts of its AVCs.
     fn json_batch(&mut self, mut events: Vec<AuditEvent>) -> (Vec<u8>, Counts) {
         self.handle(&mut events);
-        let out = std::mem::replace(&mut self.buf, Vec::with_capacity(2 * WRITE_BLOCK));
+        // About 1.5 KB per record printed: sized so a batch's output rarely reallocates.
+        let out = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH * 1536));
         (out, std::mem::take(&mut self.counts))
     }
 
