@@ -177,9 +177,6 @@ pub fn explain_on<R: Read, W: Write>(
     let mut done = Output::default();
     let mut failed = None;
     for_each_line(input, |line| {
-        if failed.is_some() {
-            return;
-        }
         assembler.push_line_into(line, Duration::ZERO, &mut done);
         done.errors.clear();
         if !done.events.is_empty()
@@ -187,6 +184,7 @@ pub fn explain_on<R: Read, W: Write>(
         {
             failed = Some(e);
         }
+        failed.is_none()
     })
     .map_err(ExplainError::Read)?;
     if let Some(e) = failed {
@@ -265,9 +263,6 @@ fn explain_json_parallel<R: Read, W: Write>(
         let mut done = Output::default();
         let mut batch = Vec::with_capacity(BATCH);
         for_each_line(input, |line| {
-            if write_error.is_some() {
-                return;
-            }
             assembler.push_line_into(line, Duration::ZERO, &mut done);
             done.errors.clear();
             batch.append(&mut done.events);
@@ -280,6 +275,7 @@ fn explain_json_parallel<R: Read, W: Write>(
                     &mut sent,
                 );
             }
+            write_error.is_none()
         })
         .map_err(ExplainError::Read)?;
         batch.extend(assembler.flush_all());
@@ -304,7 +300,11 @@ fn explain_json_parallel<R: Read, W: Write>(
 
 /// Calls `each` with every line of `input` (split at `\n`, kept out of the line; a last
 /// line without `\n` counts), as [`goguard_audit::lines`] would on the whole input.
-fn for_each_line<R: Read>(mut input: R, mut each: impl FnMut(&[u8])) -> std::io::Result<()> {
+/// `each` returns false to stop reading (the output is gone).
+fn for_each_line<R: Read>(
+    mut input: R,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_BLOCK];
     let (mut start, mut end) = (0, 0);
     loop {
@@ -328,7 +328,11 @@ fn for_each_line<R: Read>(mut input: R, mut each: impl FnMut(&[u8])) -> std::io:
         end += n;
         if let Some(last) = buf[scan_from..end].iter().rposition(|&b| b == b'\n') {
             let complete = scan_from + last + 1;
-            goguard_audit::lines(&buf[start..complete]).for_each(&mut each);
+            for line in goguard_audit::lines(&buf[start..complete]) {
+                if !each(line) {
+                    return Ok(());
+                }
+            }
             start = complete;
         }
     }
