@@ -423,6 +423,112 @@ fn explain_reads_a_log_offline() {
     assert!(stderr(&missing).contains("cannot read /nonexistent/audit.log"));
 }
 
+/// One block of a large log: `OTHER_PER_BLOCK` events without an AVC (SYSCALL, EXECVE,
+/// PATH, PROCTITLE, EOE) and one go-related denial on a path of its own.
+fn large_log_block(block: u64) -> String {
+    let mut text = String::with_capacity(4096);
+    for i in 0..OTHER_PER_BLOCK {
+        let serial = block * (OTHER_PER_BLOCK + 1) + i + 1;
+        let ts = format!("{}.{:03}", 1_700_000_000 + serial / 1000, serial % 1000);
+        let id = format!("msg=audit({ts}:{serial})");
+        text.push_str(&format!(
+            "type=SYSCALL {id}: arch=c000003e syscall=59 success=yes exit=0 a0=55d1 a1=55d2 a2=55d3 a3=8 items=2 ppid=1 pid={serial} auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"ls\" exe=\"/usr/bin/ls\" subj=unconfined_u:unconfined_r:unconfined_t:s0 key=\"exec\"\n\
+             type=EXECVE {id}: argc=2 a0=\"ls\" a1=\"-l\"\n\
+             type=PATH {id}: item=0 name=\"/usr/bin/ls\" inode=1234 dev=fd:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 obj=system_u:object_r:bin_t:s0 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0 cap_frootid=0\n\
+             type=PROCTITLE {id}: proctitle=6C73002D6C\n\
+             type=EOE {id}: \n"
+        ));
+    }
+    let serial = block * (OTHER_PER_BLOCK + 1) + OTHER_PER_BLOCK + 1;
+    text.push_str(&avc_event(
+        serial,
+        "go",
+        "write",
+        &format!(
+            "/home/ann/.cache/go-build/{:02x}/{block:016x}-d",
+            block % 256
+        ),
+    ));
+    text
+}
+
+const OTHER_PER_BLOCK: u64 = 9;
+
+/// Issue 15: `explain` streams. A 96 MB log piped in is explained in each mode with a peak
+/// RSS of less than half its size (the whole-log reader held the log and every event, more
+/// than three times its size). Bounded by memory, not by time: the child's own maximum RSS
+/// comes from `wait4`. The log has more distinct denials than the text report keeps, so the
+/// text mode's bound is tested too.
+#[test]
+fn explain_streams_a_large_log_in_bounded_memory() {
+    const LOG_BYTES: usize = 96 << 20;
+    const CAP_KB: i64 = 48 << 10;
+    let block_len = large_log_block(0).len();
+    let blocks = (LOG_BYTES / block_len) as u64;
+    for args in [
+        &["explain", "--all", "--json", "-"][..],
+        &["explain", "--json", "-"],
+        &["explain", "--color", "never", "-"],
+    ] {
+        // Reaped below by wait4, which also gives its rusage.
+        #[allow(clippy::zombie_processes)]
+        let mut child = Command::new(GOGUARDCTL)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            for block in 0..blocks {
+                stdin.write_all(large_log_block(block).as_bytes()).unwrap();
+            }
+        });
+        let mut lines = 0u64;
+        let mut head = Vec::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if head.len() < 2 {
+                head.push(line);
+            }
+            lines += 1;
+        }
+        writer.join().unwrap();
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid, and wait4 only writes to the two pointers.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: `pid` is our child, not yet waited for.
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(waited, pid, "{}", std::io::Error::last_os_error());
+        assert!(libc::WIFEXITED(status), "{args:?}: status {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            1,
+            "{args:?}: go-related denials → 1"
+        );
+        let peak_kb = usage.ru_maxrss;
+        eprintln!(
+            "{args:?}: {} MB log, peak RSS {} KB",
+            (blocks as usize * block_len) >> 20,
+            peak_kb
+        );
+        assert!(
+            peak_kb < CAP_KB,
+            "{args:?}: peak RSS {peak_kb} KB for a {} MB log: explain no longer streams",
+            (blocks as usize * block_len) >> 20
+        );
+        if args.contains(&"--json") {
+            assert_eq!(lines, blocks, "{args:?}: one record per denial");
+        } else {
+            assert!(
+                head[1].starts_with(&format!("{blocks} go-related denials, more than 4096")),
+                "{head:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_denial_inside_a_cache_root_is_go_related_whatever_the_command() {
     let sb = Sandbox::new();

@@ -264,19 +264,24 @@ fn explain_file(
     policy: Option<&std::path::Path>,
     style: &render::Style,
 ) -> ExitCode {
-    let bytes = match explain::read_input(file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!(
-                "goguardctl: cannot read {}: {e}{}",
-                file.display(),
-                if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    " (the audit log is readable by root only: use sudo)"
-                } else {
-                    ""
-                }
-            );
-            return ExitCode::from(2);
+    let cannot_read = |e: std::io::Error| {
+        eprintln!(
+            "goguardctl: cannot read {}: {e}{}",
+            file.display(),
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (the audit log is readable by root only: use sudo)"
+            } else {
+                ""
+            }
+        );
+        ExitCode::from(2)
+    };
+    let input: Box<dyn std::io::Read> = if file == std::path::Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        match std::fs::File::open(file) {
+            Ok(f) => Box::new(f),
+            Err(e) => return cannot_read(e),
         }
     };
     let tools = if tools.is_empty() {
@@ -291,19 +296,22 @@ fn explain_file(
             return ExitCode::from(2);
         }
     };
-    let x = explain::analyze(&bytes, &tools);
-    let text = if json {
-        explain::render_json(&x, all, policy.as_ref())
-    } else {
-        explain::render_text(&x, all, policy.as_ref(), style)
+    let opts = explain::Options {
+        all,
+        json,
+        policy: policy.as_ref(),
+        style,
     };
-    if std::io::stdout().write_all(text.as_bytes()).is_err() {
-        return ExitCode::from(2);
-    }
-    if explain::go_related_denials(&x) > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    match explain::explain(input, &tools, opts, std::io::stdout().lock()) {
+        Ok(counts) if counts.go_related_denials > 0 => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(explain::ExplainError::Read(e)) => cannot_read(e),
+        Err(explain::ExplainError::Write(e)) => {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("goguardctl: cannot write the report: {e}");
+            }
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -36,6 +36,55 @@ use std::time::Duration;
 use crate::error::ParseError;
 use crate::record::{EventTime, Format, Record, RecordClass, parse_line, reparse};
 
+/// Where one kept record and the parts its first parse found lie in its event's buffer, so
+/// handing the record out again parses nothing.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    raw: (u32, u32),
+    record_type: (u32, u32),
+    timestamp: (u32, u32),
+    body: (u32, u32),
+    enrichment: Option<(u32, u32)>,
+    format: Format,
+    class: RecordClass,
+    /// False when a part could not be located inside `raw` (never seen): the record is
+    /// parsed again from `raw` instead.
+    located: bool,
+}
+
+impl Span {
+    /// The record, borrowed from `buf`; `node`, `time` and `serial` are the event's (equal
+    /// for all its records: they are its key).
+    fn record<'a>(
+        &self,
+        buf: &'a [u8],
+        node: Option<&'a [u8]>,
+        time: EventTime,
+        serial: u64,
+    ) -> Option<Record<'a>> {
+        let part = |(start, end): (u32, u32)| buf.get(start as usize..end as usize);
+        let raw = part(self.raw)?;
+        if !self.located {
+            return reparse(raw, node);
+        }
+        Some(Record {
+            node,
+            record_type: std::str::from_utf8(part(self.record_type)?).ok()?,
+            timestamp: part(self.timestamp)?,
+            time,
+            serial,
+            format: self.format,
+            body: part(self.body)?,
+            enrichment: match self.enrichment {
+                Some(e) => Some(part(e)?),
+                None => None,
+            },
+            raw,
+            class: self.class,
+        })
+    }
+}
+
 /// The identity of an event: equal ids mean the records belong together.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventId {
@@ -91,22 +140,22 @@ pub struct AuditEvent {
     pub truncated: bool,
     /// The records' bytes (`Record::raw` of each), back to back.
     buf: Vec<u8>,
-    /// Where each record lies in `buf`, in arrival order.
-    spans: Vec<(u32, u32)>,
+    /// Where each record (and its parsed parts) lies in `buf`, in arrival order.
+    spans: Vec<Span>,
     /// True when a stored record is an `AVC` or `USER_AVC` (set while assembling, so
     /// [`has_avc`](Self::has_avc) does not parse the records again).
     has_avc: bool,
 }
 
 impl AuditEvent {
-    /// The records, in arrival order (parsed again from the stored bytes, borrowed).
+    /// The records, in arrival order, borrowed from the stored bytes (not parsed again: the
+    /// parts the first parse found are stored with them).
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> + '_ {
         let node = self.id.node.as_deref().map(str::as_bytes);
-        self.spans.iter().filter_map(move |&(start, end)| {
-            self.buf
-                .get(start as usize..end as usize)
-                .and_then(|raw| reparse(raw, node))
-        })
+        let (time, serial) = (self.id.time, self.id.serial);
+        self.spans
+            .iter()
+            .filter_map(move |s| s.record(&self.buf, node, time, serial))
     }
 
     /// Number of stored records.
@@ -142,6 +191,16 @@ pub enum Retention {
     ///
     /// [`Avc`]: crate::Avc
     AvcEvents,
+    /// Events are assembled, completed, evicted and truncated exactly as with
+    /// [`All`](Self::All) (so counts and hand-out order are the same), but only the events
+    /// with an `AVC`/`USER_AVC` record are handed out, holding only the records an [`Avc`]
+    /// draws on; the others are counted in `events_discarded` without being copied. What a
+    /// streaming reader of a whole log wants (`goguardctl explain`): every event is
+    /// `events_emitted + events_discarded`, every record of them
+    /// [`AssemblerStats::event_records`].
+    ///
+    /// [`Avc`]: crate::Avc
+    AvcMaterial,
 }
 
 /// Limits and policy of an [`EventAssembler`].
@@ -187,6 +246,10 @@ pub struct AssemblerStats {
     pub events_evicted: u64,
     /// Records dropped because their event outgrew `max_event_bytes`.
     pub records_dropped: u64,
+    /// Records that belong to an event (`EOE` and dropped records not included): with
+    /// [`Retention::All`] and [`Retention::AvcMaterial`], the sum of every event's
+    /// `len()` had every record been kept.
+    pub event_records: u64,
 }
 
 /// What one call handed out: complete events and rejected lines.
@@ -233,7 +296,7 @@ pub struct EventAssembler {
 }
 
 /// An event's record bytes and the spans of its records in them.
-type EventBuffers = (Vec<u8>, Vec<(u32, u32)>);
+type EventBuffers = (Vec<u8>, Vec<Span>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
@@ -259,12 +322,16 @@ struct Pending {
     /// Where the time stamp text lies in `buf` (inside the first record).
     timestamp: (u32, u32),
     buf: Vec<u8>,
-    spans: Vec<(u32, u32)>,
+    spans: Vec<Span>,
     /// An AVC record arrived (decides [`Retention::AvcEvents`]).
     has_avc: bool,
     /// An AVC record is stored (one dropped by `max_event_bytes` is not).
     stored_avc: bool,
     truncated: bool,
+    /// The bytes the event's records take, stored or not: under
+    /// [`Retention::AvcMaterial`] `max_event_bytes` applies to this, so truncation is the
+    /// same as with [`Retention::All`].
+    logical_len: usize,
 }
 
 /// A multiply-rotate hasher for the all-integer `Key` (serials are kernel-assigned, so
@@ -378,32 +445,48 @@ impl EventAssembler {
             return;
         }
         let is_avc = class.is_avc();
-        let retain_all = self.config.retention == Retention::All;
+        let retention = self.config.retention;
+        let track_all = retention != Retention::AvcEvents;
+        // Whether this record's bytes are kept in its event.
+        let store = match retention {
+            Retention::All => true,
+            Retention::AvcEvents | Retention::AvcMaterial => {
+                is_avc || class == RecordClass::AvcMaterial
+            }
+        };
         if class.is_standalone() && !self.pending.contains_key(&key) {
-            if retain_all || is_avc {
-                let p = self.new_pending(record, node);
+            if track_all || is_avc {
+                let p = self.new_pending(record, node, store);
                 self.complete(p, Completion::Standalone, out);
             } else {
                 self.stats.events_discarded += 1;
             }
             return;
         }
-        if !retain_all && !class.is_avc() && class != RecordClass::AvcMaterial {
+        if !track_all && !store {
             return;
         }
         let max_bytes = self.config.max_event_bytes;
         if let Some(p) = self.pending.get_mut(&key) {
-            if p.buf.len() + record.raw.len() > max_bytes {
+            let len = match retention {
+                Retention::AvcMaterial => p.logical_len,
+                _ => p.buf.len(),
+            };
+            if len + record.raw.len() > max_bytes {
                 p.truncated = true;
                 self.stats.records_dropped += 1;
             } else {
-                push_raw(&mut p.buf, &mut p.spans, record.raw);
-                p.stored_avc |= is_avc;
+                self.stats.event_records += 1;
+                p.logical_len += record.raw.len();
+                if store {
+                    push_record(&mut p.buf, &mut p.spans, record);
+                    p.stored_avc |= is_avc;
+                }
             }
             p.has_avc |= is_avc;
             return;
         }
-        let p = self.new_pending(record, node);
+        let p = self.new_pending(record, node, store);
         self.order.push_back(OrderEntry {
             key,
             seq: p.seq,
@@ -527,22 +610,32 @@ impl EventAssembler {
         id
     }
 
-    fn new_pending(&mut self, record: &Record<'_>, node: u32) -> Pending {
+    /// A pending event started by `record`; `store`: keep the record's bytes (else only its
+    /// time stamp text is kept, to name the event).
+    fn new_pending(&mut self, record: &Record<'_>, node: u32, store: bool) -> Pending {
         let (mut buf, mut spans) = self
             .pool
             .pop()
             .unwrap_or_else(|| (Vec::with_capacity(2048), Vec::with_capacity(8)));
+        self.stats.event_records += 1;
         let base = buf.len();
-        push_raw(&mut buf, &mut spans, record.raw);
-        // The time stamp text is inside `raw`; remember where, to name the event later.
-        let offset =
-            (record.timestamp.as_ptr() as usize).wrapping_sub(record.raw.as_ptr() as usize);
-        let ts_start = if offset <= record.raw.len() {
-            base + offset
+        let (ts_start, ts_end) = if store {
+            push_record(&mut buf, &mut spans, record);
+            // The time stamp text is inside `raw`; remember where, to name the event later.
+            let offset =
+                (record.timestamp.as_ptr() as usize).wrapping_sub(record.raw.as_ptr() as usize);
+            let ts_start = if offset <= record.raw.len() {
+                base + offset
+            } else {
+                base
+            };
+            (ts_start, (ts_start + record.timestamp.len()).min(buf.len()))
         } else {
-            base
+            // Not a record: the time stamp's bytes before the first stored record, outside
+            // every span.
+            buf.extend_from_slice(record.timestamp);
+            (base, buf.len())
         };
-        let ts_end = (ts_start + record.timestamp.len()).min(buf.len());
         let seq = self.next_seq;
         self.next_seq += 1;
         Pending {
@@ -560,13 +653,14 @@ impl EventAssembler {
             buf,
             spans,
             has_avc: record.class.is_avc(),
-            stored_avc: record.class.is_avc(),
+            stored_avc: store && record.class.is_avc(),
             truncated: false,
+            logical_len: record.raw.len(),
         }
     }
 
     fn complete(&mut self, p: Pending, completion: Completion, out: &mut Output) {
-        if self.config.retention == Retention::AvcEvents && !p.has_avc {
+        if self.config.retention != Retention::All && !p.has_avc {
             self.stats.events_discarded += 1;
             self.recycle(p.buf, p.spans);
             return;
@@ -601,7 +695,7 @@ impl EventAssembler {
         self.recycle(p.buf, p.spans);
     }
 
-    fn recycle(&mut self, mut buf: Vec<u8>, mut spans: Vec<(u32, u32)>) {
+    fn recycle(&mut self, mut buf: Vec<u8>, mut spans: Vec<Span>) {
         if self.pool.len() < POOL_SIZE && buf.capacity() <= POOL_MAX_BYTES {
             buf.clear();
             spans.clear();
@@ -610,13 +704,48 @@ impl EventAssembler {
     }
 }
 
-fn push_raw(buf: &mut Vec<u8>, spans: &mut Vec<(u32, u32)>, raw: &[u8]) {
-    let start = buf.len();
+/// Appends `record`'s bytes to `buf` and its span (with its parsed parts) to `spans`.
+fn push_record(buf: &mut Vec<u8>, spans: &mut Vec<Span>, record: &Record<'_>) {
+    let base = buf.len();
+    let raw = record.raw;
     buf.extend_from_slice(raw);
     // Offsets fit u32: an event never exceeds max_event_bytes plus one line, and lines are
     // bounded by the reader; saturate rather than wrap if a caller feeds a 4 GiB line.
     let to32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    spans.push((to32(start), to32(buf.len())));
+    // Where `part` (a slice of `raw`) lies in `buf`; an empty part anywhere will do.
+    let at = |part: &[u8]| {
+        let offset = (part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        if part.is_empty() {
+            Some((to32(base), to32(base)))
+        } else if offset <= raw.len() && part.len() <= raw.len() - offset {
+            Some((to32(base + offset), to32(base + offset + part.len())))
+        } else {
+            None
+        }
+    };
+    // Known type names are static strings, not slices of the line: `raw` starts with
+    // `type=NAME`.
+    let name = record.record_type.as_bytes();
+    let record_type = (raw.starts_with(b"type=") && raw.get(5..5 + name.len()) == Some(name))
+        .then(|| (to32(base + 5), to32(base + 5 + name.len())));
+    let (timestamp, body) = (at(record.timestamp), at(record.body));
+    let enrichment = record.enrichment.map(at);
+    let located = record_type.is_some()
+        && timestamp.is_some()
+        && body.is_some()
+        && enrichment.is_none_or(|e| e.is_some());
+    let none = (to32(base), to32(base));
+    let span = Span {
+        raw: (to32(base), to32(buf.len())),
+        record_type: record_type.unwrap_or(none),
+        timestamp: timestamp.unwrap_or(none),
+        body: body.unwrap_or(none),
+        enrichment: enrichment.map(|e| e.unwrap_or(none)),
+        format: record.format,
+        class: record.class,
+        located,
+    };
+    spans.push(span);
 }
 
 #[cfg(test)]
@@ -760,6 +889,75 @@ mod tests {
         assert_eq!(out.events.len(), 1);
         assert_eq!(types(&out.events[0]), ["AVC", "SYSCALL"]);
         assert_eq!(asm.stats().events_discarded, 2);
+    }
+
+    #[test]
+    fn avc_material_retention_counts_and_orders_as_all() {
+        // An AVC event opened by a record that is not kept (EXECVE), an event without an
+        // AVC, a standalone user record, interleaving, and an event that outgrows the size
+        // limit: the AVC events handed out and every count are those of `All`.
+        let lines: &[&[u8]] = &[
+            b"type=EXECVE msg=audit(1.000:1): argc=1 a0=\"ls\"",
+            b"type=SYSCALL msg=audit(1.000:2): pid=2",
+            b"type=AVC msg=audit(1.000:1): avc:  denied  { read } for  pid=1 comm=\"go\" name=\"x\" scontext=a tcontext=b tclass=file",
+            b"type=SYSCALL msg=audit(1.000:1): pid=1 comm=\"go\"",
+            b"type=USER_LOGIN msg=audit(1.000:3): pid=1 msg='op=login'",
+            b"type=EOE msg=audit(1.000:2): ",
+            b"type=PATH msg=audit(1.000:4): name=\"/a\"",
+            b"type=AVC msg=audit(1.000:4): avc:  denied  { write } for  pid=4 scontext=a tcontext=b tclass=dir",
+            b"type=EXECVE msg=audit(1.000:4): argc=1 a0=\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"",
+            b"type=CWD msg=audit(1.000:4): cwd=\"/\"",
+            b"type=EOE msg=audit(1.000:1): ",
+            b"type=AVC msg=audit(9.000:5): avc:  denied  { open } for  pid=5 scontext=a tcontext=b tclass=file",
+        ];
+        let run = |retention| {
+            let mut config = AssemblerConfig::new(T);
+            config.retention = retention;
+            config.max_event_bytes = 250;
+            let mut asm = EventAssembler::with_config(config);
+            let mut out = push_all(&mut asm, lines, Duration::ZERO);
+            out.events.extend(asm.flush_all());
+            (out.events, asm.stats())
+        };
+        let (all, all_stats) = run(Retention::All);
+        let (lean, lean_stats) = run(Retention::AvcMaterial);
+        let with_avc: Vec<&AuditEvent> = all.iter().filter(|e| e.has_avc()).collect();
+        assert_eq!(lean.len(), with_avc.len());
+        for (l, a) in lean.iter().zip(&with_avc) {
+            assert_eq!(l.id, a.id);
+            assert_eq!((l.completion, l.truncated), (a.completion, a.truncated));
+            assert_eq!(l.avcs(), a.avcs());
+        }
+        assert_eq!(lean[0].id.timestamp, "1.000");
+        assert_eq!(types(&lean[0]), ["AVC", "SYSCALL"]);
+        assert!(all.iter().any(|e| e.truncated));
+        let records: usize = all.iter().map(AuditEvent::len).sum();
+        assert_eq!(all_stats.event_records, records as u64);
+        assert_eq!(lean_stats.event_records, records as u64);
+        assert_eq!(lean_stats.records_dropped, all_stats.records_dropped);
+        assert_eq!(
+            lean_stats.events_emitted + lean_stats.events_discarded,
+            all.len() as u64
+        );
+    }
+
+    #[test]
+    fn stored_records_keep_their_parsed_parts() {
+        // Raw, node, enriched, `ausearch -i`, two records on one line, an unknown type.
+        let log: &[u8] = b"node=h type=AVC msg=audit(1.000:1): avc:  denied  { read } for  pid=1 comm=\"go\"\x1dUID=\"root\"\n\
+type=SYSCALL msg=audit(1.000:2): pid=2 type=PATH msg=audit(1.000:2): name=\"/x\"\n\
+type=AVC msg=audit(08/13/2025 15:10:41.085:3) : avc:  denied  { read } for pid=1 comm=go\n\
+type=UNKNOWN[1334] msg=audit(1.000:4): x=1\n";
+        let (events, errors) = crate::parse_log(log);
+        assert!(errors.is_empty(), "{errors:?}");
+        let spans: Vec<&Span> = events.iter().flat_map(|e| e.spans.iter()).collect();
+        assert_eq!(spans.len(), 5);
+        assert!(spans.iter().all(|s| s.located), "{spans:?}");
+        for e in &events {
+            for r in e.records() {
+                assert_eq!(Some(r), reparse(r.raw, r.node));
+            }
+        }
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //!   `push_line(&[u8], now: Duration) -> `[`Output`]` { events, errors }`,
 //!   `flush_expired(now) -> Vec<AuditEvent>`, `flush_all() -> Vec<AuditEvent>`, `stats()`.
 //!   An [`AuditEvent`] has an [`EventId`] `{ node, timestamp, time: EventTime { secs,
-//!   millis }, serial }`, its `records()`, and `avcs()`/`try_avcs()`.
+//!   millis }, serial }`, its `records()`, and `avcs()`/`try_avcs()`. [`Retention`] says
+//!   what is kept: `All` (every record), `AvcEvents` (the daemon: only AVC events are ever
+//!   opened), `AvcMaterial` (a streaming reader of a whole log such as `explain`: events
+//!   counted and completed as with `All`, only AVC events copied and handed out).
 //! - [`avc`]: [`Avc`], one SELinux decision with its event's SYSCALL/PATH/CWD/AVC_PATH/
 //!   PROCTITLE joined in; [`Avc::from_record`], [`Avc::dedup_key`]` -> `[`DenialKey`].
 //! - [`relevance`]: [`GoTools`] (`Default` = [`DEFAULT_GO_TOOLS`], or built from a

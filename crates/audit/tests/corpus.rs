@@ -633,3 +633,27 @@ fn no_other_corpus_denial_is_go_related() {
         }
     }
 }
+
+/// Records handed out by an event are rebuilt from the parts their first parse found, not
+/// parsed again: they must equal a fresh parse of their bytes, on every corpus log.
+#[test]
+fn stored_records_equal_a_fresh_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let (events, _) = parse_log(&std::fs::read(&path).unwrap());
+        for e in &events {
+            for r in e.records() {
+                let mut again = parse_line(r.raw).next().unwrap().unwrap();
+                again.node = r.node;
+                assert_eq!(r, again, "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10_000, "{checked} records");
+}
