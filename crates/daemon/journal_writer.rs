@@ -3,7 +3,10 @@
 //! see `ledger`) and goes on healing; rows are written in the order they were
 //! handed over, whatever is waiting in one transaction. `flush` returns once
 //! everything handed over before it is in the store (a denial is linked to
-//! the repair that fixed it only then). Never changes a file.
+//! the repair that fixed it only then). It also checkpoints the store's WAL, at
+//! most once a second, through its own connection: the store's commits never
+//! checkpoint (`checkpoint_on_commit: false`), so no healing worker waits for
+//! the fsync a checkpoint costs. Never changes a file.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,11 +25,14 @@ pub struct JournalWriter {
 }
 
 impl JournalWriter {
-    pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<JournalWriter> {
+    pub fn start(
+        store: Arc<Mutex<Store>>,
+        checkpointer: Option<goguard_store::Checkpointer>,
+    ) -> std::io::Result<JournalWriter> {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("goguard-journal".into())
-            .spawn(move || write_loop(&store, &rx))?;
+            .spawn(move || write_loop(&store, checkpointer.as_ref(), &rx))?;
         Ok(JournalWriter { tx })
     }
 
@@ -54,8 +60,34 @@ impl JournalWriter {
     }
 }
 
-fn write_loop(store: &Mutex<Store>, rx: &mpsc::Receiver<Message>) {
-    while let Ok(first) = rx.recv() {
+/// How often the WAL is checkpointed, at most.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn write_loop(
+    store: &Mutex<Store>,
+    checkpointer: Option<&goguard_store::Checkpointer>,
+    rx: &mpsc::Receiver<Message>,
+) {
+    let mut last_checkpoint = std::time::Instant::now();
+    let mut checkpoint = || {
+        if let Some(c) = checkpointer
+            && last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+        {
+            last_checkpoint = std::time::Instant::now();
+            if let Err(e) = c.checkpoint() {
+                tracing::debug!(error = %e, "WAL checkpoint");
+            }
+        }
+    };
+    loop {
+        let first = match rx.recv_timeout(CHECKPOINT_EVERY) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                checkpoint();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut ids = Vec::new();
         let mut rows = Vec::new();
         let mut flushes = Vec::new();
@@ -77,6 +109,7 @@ fn write_loop(store: &Mutex<Store>, rx: &mpsc::Receiver<Message>) {
         for done in flushes {
             let _ = done.send(());
         }
+        checkpoint();
     }
 }
 
@@ -102,7 +135,8 @@ mod tests {
     fn rows_are_written_in_order_before_flush_returns() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(Store::open(dir.path().join("s.db")).unwrap()));
-        let writer = JournalWriter::start(store.clone()).unwrap();
+        let checkpointer = store.lock().unwrap().checkpointer().unwrap();
+        let writer = JournalWriter::start(store.clone(), Some(checkpointer)).unwrap();
         for i in 0..50 {
             writer.settle(
                 Vec::new(),

@@ -101,7 +101,18 @@ pub async fn run(
     );
 
     let store_path = state_dir.join("goguard.db");
-    let store = goguard_store::Store::open(&store_path)
+    // Commits never checkpoint the WAL (a checkpoint waits for the disk): the journal
+    // writer thread does, through its own connection (see journal_writer).
+    let store = goguard_store::Store::open_with(
+        &store_path,
+        &goguard_store::StoreOptions {
+            checkpoint_on_commit: false,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let checkpointer = store
+        .checkpointer()
         .with_context(|| format!("opening the store {}", store_path.display()))?;
     let store = Arc::new(Mutex::new(store));
     let (events, _) = tokio::sync::broadcast::channel(1024);
@@ -158,7 +169,7 @@ pub async fn run(
         components,
         reload: Mutex::new(ReloadHistory::default()),
         store: store.clone(),
-        journal: crate::journal_writer::JournalWriter::start(store.clone())?,
+        journal: crate::journal_writer::JournalWriter::start(store.clone(), Some(checkpointer))?,
         unsettled: Mutex::new(unsettled_intents(&store)),
         events,
         caches: RwLock::new(crate::roots::CacheState::default()),

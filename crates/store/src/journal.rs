@@ -714,3 +714,41 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn without_checkpoints_at_commit_the_checkpointer_does_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let options = StoreOptions {
+            checkpoint_on_commit: false,
+            ..Default::default()
+        };
+        let mut store = Store::open_with(&path, &options).unwrap();
+        let checkpointer = store.checkpointer().unwrap();
+        let row = JournalEntry {
+            at: 1.0,
+            path: "/r/".to_owned() + &"x".repeat(3000),
+            root: "/r".into(),
+            kind: "chown".into(),
+            before: "1:1".into(),
+            after: "0:0".into(),
+            cause: "self-heal: owner".into(),
+            requester_uid: None,
+            dry_run: false,
+        };
+        // About 2,000 pages of commits: SQLite would have checkpointed at 1,000.
+        for _ in 0..2000 {
+            store.append_journal(&row).unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("s.db-wal")).unwrap().len();
+        assert!(wal > 1000 * 4096, "the WAL was checkpointed at commit: {wal} bytes");
+        let (frames, done) = checkpointer.checkpoint().unwrap();
+        assert!(frames > 1000 && done == frames, "{frames} frames, {done} checkpointed");
+        assert_eq!(store.list_journal(3000).unwrap().len(), 2000);
+    }
+}

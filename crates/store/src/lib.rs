@@ -56,7 +56,7 @@ pub use error::{Result, StoreError};
 pub use hygiene::{HygieneKind, HygieneRun};
 pub use quarantine::Quarantine;
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use store::{Store, StoreOptions, Synchronous};
+pub use store::{Checkpointer, Store, StoreOptions, Synchronous};
 pub use types::{
     AuditCursor, DenialFilter, DenialKey, DenialObservation, DenialRow, JournalEntry,
     JournalFilter, JournalIntent, JournalRow, Page, PageRequest, PendingIntent, RecordedDenial,

@@ -57,6 +57,11 @@ pub struct StoreOptions {
     /// Caps the database at this many pages (`PRAGMA max_page_count`; pages are 4 KiB).
     /// Writes past it fail with [`StoreError::DiskFull`], as on a full disk. `None`: no cap.
     pub max_page_count: Option<u32>,
+    /// Let a commit checkpoint the WAL when it has grown past 1,000 pages (SQLite's
+    /// default). A checkpoint syncs the database file, so the commit that runs it waits for
+    /// the disk; a caller on a latency-sensitive path turns this off and runs
+    /// [`Checkpointer::checkpoint`] from another thread instead.
+    pub checkpoint_on_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -65,7 +70,30 @@ impl Default for StoreOptions {
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
             max_page_count: None,
+            checkpoint_on_commit: true,
         }
+    }
+}
+
+/// A second connection to a store's database that only checkpoints its WAL: a passive
+/// checkpoint runs beside the store's writers (WAL lets it), so the fsync it costs is paid
+/// by the thread that calls it, never by a commit.
+pub struct Checkpointer {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Checkpointer {
+    /// Copies what it can of the WAL into the database (`PRAGMA wal_checkpoint(PASSIVE)`)
+    /// and returns the frames in the WAL and how many were checkpointed.
+    pub fn checkpoint(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })
+            .map_err(|e| {
+                StoreError::from_sqlite(&self.path, "checkpointing the WAL", Duration::ZERO, e)
+            })
     }
 }
 
@@ -163,6 +191,11 @@ impl Store {
                 .map_err(sqlite_err("setting max_page_count"))?;
         }
 
+        if !options.checkpoint_on_commit {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(sqlite_err("turning off checkpoints at commit"))?;
+        }
+
         schema::migrate(&mut conn, header.user_version)
             .map_err(|(op, e)| StoreError::from_sqlite(&path, op, options.busy_timeout, e))?;
 
@@ -170,6 +203,35 @@ impl Store {
             conn,
             path,
             busy_timeout: options.busy_timeout,
+        })
+    }
+
+    /// A [`Checkpointer`] for this store's database (a second connection; open it after the
+    /// store, which created and migrated the file).
+    pub fn checkpointer(&self) -> Result<Checkpointer> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| {
+            StoreError::from_sqlite(
+                &self.path,
+                "opening a checkpoint connection",
+                self.busy_timeout,
+                e,
+            )
+        })?;
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(|e| {
+                StoreError::from_sqlite(
+                    &self.path,
+                    "setting journal_size_limit",
+                    self.busy_timeout,
+                    e,
+                )
+            })?;
+        Ok(Checkpointer {
+            conn,
+            path: self.path.clone(),
         })
     }
 
