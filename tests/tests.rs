@@ -10,6 +10,7 @@ mod cache;
 mod daemon;
 mod doctor;
 mod flood;
+mod hostile;
 mod hygiene;
 mod journal;
 mod output;

@@ -1,0 +1,112 @@
+//! Issue 18, the rest: hostile content an ordinary user puts where a root goguardd reads,
+//! watches and heals (huge and special files in a module cache, one user's tree against the
+//! watch budget, other users' roots named in requests, trees deeper than PATH_MAX, default
+//! ACLs). Each test attacks a real root daemon as a real unprivileged user (useradd) and
+//! asserts what the attack now gets (docs/SECURITY.md). Every wait is bounded.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::users::TestUser;
+use crate::util::*;
+
+/// One module version in a hand-made module cache: `cache/download/<m>/@v/<v>.ziphash` and
+/// the extracted `<m>@<v>/` with a go.mod, made by root and given to the user later.
+fn fake_module(modcache: &Path, module: &str, version: &str) -> std::path::PathBuf {
+    let at_v = modcache.join(format!("cache/download/{module}/@v"));
+    std::fs::create_dir_all(&at_v).unwrap();
+    std::fs::write(
+        at_v.join(format!("{version}.ziphash")),
+        "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    )
+    .unwrap();
+    let dir = modcache.join(format!("{module}@{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("go.mod"), format!("module {module}\n")).unwrap();
+    dir
+}
+
+fn sparse(path: &Path, size: u64) {
+    std::fs::File::create(path).unwrap().set_len(size).unwrap();
+}
+
+/// Issue 18, item 6 (and the size limits of "every read is bounded"): a 16 GiB sparse file in
+/// an extracted module, two 300 MiB files (600 MiB together, over Go's 500 MiB module limit),
+/// (plus its 25-byte go.mod), a FIFO, and a 1 GiB `.ziphash`. `modcache verify` as the user must finish in seconds,
+/// hash none of them, and report each module with the reason.
+#[test]
+fn modcache_verify_reports_oversized_and_special_files_without_hashing_them() {
+    if !require_root("creates a user") {
+        return;
+    }
+    let user = TestUser::create("hv");
+    let modcache = user.home.join("go/pkg/mod");
+    let big = fake_module(&modcache, "example.com/big", "v1.0.0");
+    sparse(&big.join("big.bin"), 16 << 30);
+    let total = fake_module(&modcache, "example.com/total", "v1.0.0");
+    sparse(&total.join("a.bin"), 300 << 20);
+    sparse(&total.join("b.bin"), 300 << 20);
+    let fifo = fake_module(&modcache, "example.com/fifo", "v1.0.0");
+    let out = Command::new("mkfifo")
+        .arg(fifo.join("pipe"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mkfifo: {}", stderr(&out));
+    fake_module(&modcache, "example.com/hash", "v1.0.0");
+    sparse(
+        &modcache.join("cache/download/example.com/hash/@v/v1.0.0.ziphash"),
+        1 << 30,
+    );
+    user.give(&user.home.join("go"));
+
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\"]\n\
+         [scan]\ninterval_secs = 0\n[hygiene]\ntrim_interval_secs = 0\nverify_interval_secs = 0\n",
+        user.name
+    ));
+    let _daemon = sb.start();
+
+    let start = Instant::now();
+    let out = user.ctl_as(&sb.socket(), &["modcache", "verify", "--json"]);
+    let took = start.elapsed();
+    eprintln!("modcache verify took {took:?}");
+    let j = json_with_code(&out, 1);
+    assert!(took < Duration::from_secs(10), "verify took {took:?}: {j}");
+    let root = &j["roots"][0];
+    assert_eq!(root["root"], modcache.display().to_string(), "{j}");
+    assert_eq!(root["modules_verified"], 4, "{j}");
+    // Only the go.mod files were read (a few bytes each), nothing of the big files.
+    assert!(root["bytes_hashed"].as_u64().unwrap() < 4096, "{j}");
+    let detail = |module: &str| -> String {
+        let p = j["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["module"] == module)
+            .unwrap_or_else(|| panic!("{module} not reported: {j}"));
+        assert_eq!(p["status"], "corrupted", "{j}");
+        p["detail"].as_str().unwrap().to_owned()
+    };
+    let d = detail("example.com/big");
+    assert!(
+        d.contains("example.com/big@v1.0.0/big.bin")
+            && d.contains("17179869184 bytes")
+            && d.contains("500 MiB")
+            && d.contains("not hashed"),
+        "{d}"
+    );
+    let d = detail("example.com/total");
+    assert!(
+        d.contains("total 629145625 bytes") && d.contains("not hashed"),
+        "{d}"
+    );
+    let d = detail("example.com/fifo");
+    assert!(
+        d.contains("pipe") && d.contains("not a regular file"),
+        "{d}"
+    );
+    let d = detail("example.com/hash");
+    assert!(d.contains("ziphash") && d.contains("larger than"), "{d}");
+}
