@@ -110,3 +110,73 @@ fn modcache_verify_reports_oversized_and_special_files_without_hashing_them() {
     let d = detail("example.com/hash");
     assert!(d.contains("ziphash") && d.contains("larger than"), "{d}");
 }
+
+/// Issue 18, item 7: `Repair`, `Trim` and `VerifyModules` naming another user's root answer
+/// exactly as for a path that is no root at all (same exit code, same message with the
+/// path replaced), so user B learns nothing about A's roots: neither that they exist, nor
+/// their owner or kind.
+#[test]
+fn errors_about_roots_a_user_may_not_see_say_nothing_about_them() {
+    if !require_root("creates users") {
+        return;
+    }
+    let a = TestUser::create("ea");
+    let b = TestUser::create("eb");
+    let a_gocache = a.gocache_with(&["00"]);
+    let a_modcache = a.home.join("go/pkg/mod");
+    std::fs::create_dir_all(a_modcache.join("cache/download")).unwrap();
+    a.give(&a.home.join("go"));
+    b.gocache_with(&["00"]);
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\", \"{}\"]\n\
+         [scan]\ninterval_secs = 0\n[hygiene]\ntrim_interval_secs = 0\nverify_interval_secs = 0\n",
+        a.name, b.name
+    ));
+    let _daemon = sb.start();
+    // A's roots are guarded (root sees them), so the refusal below is about them.
+    let roots = stdout(&ctl(&sb.socket(), &["roots"]));
+    assert!(
+        roots.contains(&a_gocache.display().to_string())
+            && roots.contains(&a_modcache.display().to_string()),
+        "{roots}"
+    );
+
+    let missing = b.home.join("no/such/root");
+    let same_answer = |args: &dyn Fn(&str) -> Vec<String>, theirs: &Path| {
+        let ask = |p: &Path| {
+            let args = args(p.to_str().unwrap());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = b.ctl_as(&sb.socket(), &args);
+            let text =
+                format!("{}{}", stdout(&out), stderr(&out)).replace(p.to_str().unwrap(), "<P>");
+            (out.status.code(), text)
+        };
+        let (their_code, their_text) = ask(theirs);
+        let (none_code, none_text) = ask(&missing);
+        assert_eq!(their_code, Some(2), "{their_text}");
+        assert_eq!(
+            (their_code, &their_text),
+            (none_code, &none_text),
+            "another user's root and a missing one are told apart"
+        );
+        // (The kind a trim or verify names is the request's, the same for both.)
+        for leak in [a.name.as_str(), "owned", "owner", "user ", "[[root]]"] {
+            assert!(!their_text.contains(leak), "{leak:?} in {their_text}");
+        }
+        their_text
+    };
+    let text = same_answer(&|p| vec!["repair".into(), p.into()], &a_gocache);
+    eprintln!("repair: {text}");
+    same_answer(&|p| vec!["repair".into(), format!("{p}/00")], &a_gocache);
+    let text = same_answer(&|p| vec!["trim".into(), p.into()], &a_gocache);
+    eprintln!("trim: {text}");
+    let text = same_answer(
+        &|p| vec!["modcache".into(), "verify".into(), p.into()],
+        &a_modcache,
+    );
+    eprintln!("verify: {text}");
+    // The owner is still served.
+    let own = a.ctl_as(&sb.socket(), &["repair", a_gocache.to_str().unwrap()]);
+    assert_eq!(own.status.code(), Some(0), "{}", stderr(&own));
+}
