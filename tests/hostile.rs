@@ -180,3 +180,129 @@ fn errors_about_roots_a_user_may_not_see_say_nothing_about_them() {
     let own = a.ctl_as(&sb.socket(), &["repair", a_gocache.to_str().unwrap()]);
     assert_eq!(own.status.code(), Some(0), "{}", stderr(&own));
 }
+
+/// `getfacl -d --numeric` of `dir`'s default `other` entry (`other::rwx`).
+fn default_other(dir: &Path) -> String {
+    let out = Command::new(require_tool("getfacl", "acl"))
+        .args(["-d", "--numeric", "--omit-header"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("other::"))
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Issue 18, item 7: in a root that declares ACLs, a group member gives a directory the
+/// default ACL `d:o::rwx`, so everything anyone creates in it later is world-writable. That
+/// is a `world_writable` finding (critical) naming the default entry; where world-writable
+/// drift is self-healed the default entry loses `w`, and a file created afterwards is not
+/// world-writable.
+#[test]
+fn a_world_writable_default_acl_in_an_acl_root_is_a_finding_and_healed() {
+    if !require_root("creates users and a group, sets ACLs") {
+        return;
+    }
+    let setfacl = require_tool("setfacl", "acl");
+    let member = TestUser::create("am");
+    let group = crate::security::TestGroup::create("ag", &[&member]);
+    let sb = Sandbox::new();
+    let alert = sb.path().join("shared-alert");
+    let auto = sb.path().join("shared-auto");
+    for dir in [&alert, &auto] {
+        std::fs::create_dir(dir).unwrap();
+        let out = Command::new("chown")
+            .arg(format!("root:{}", group.name))
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o2775))
+            .unwrap();
+    }
+    let root = |path: &Path, heal: &str| {
+        format!(
+            "[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\ngroup = \"{g}\"\n\
+             acl = [\"g:{g}:rwX\", \"d:g:{g}:rwX\"]\nheal = {{ world_writable = \"{heal}\" }}\n",
+            path.display(),
+            g = group.name
+        )
+    };
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n{}{}",
+        root(&alert, "alert"),
+        root(&auto, "auto")
+    ));
+    let _daemon = sb.start();
+
+    // The member prepares a directory with `d:o::rwx` in their home and moves it into each
+    // root (goguardd hands new entries to root within milliseconds, so a directory made in
+    // place could not be given an ACL by its member any more).
+    for (i, top) in [&alert, &auto].into_iter().enumerate() {
+        let staged = member.home.join(format!("evil{i}"));
+        let out = crate::security::sh_as(
+            &member,
+            &format!(
+                "mkdir {e} && {s} -d -m o::rwx {e} && mv {e} {t}/evil",
+                e = staged.display(),
+                s = setfacl.display(),
+                t = top.display()
+            ),
+        );
+        assert!(out.status.success(), "member: {}", stderr(&out));
+    }
+
+    // Self-healed root: the default entry loses `w` within seconds; a file another
+    // process creates there afterwards is not world-writable.
+    let healed = auto.join("evil");
+    let start = Instant::now();
+    while default_other(&healed) != "other::r-x" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "d:o::rwx not healed: {}",
+            default_other(&healed)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("d:o::rwx healed in {:?}", start.elapsed());
+    // Alert-only root: a critical world_writable finding names the default entry.
+    // (Findings of inotify-driven checks go to the event stream; the list is a scan's.)
+    let evil = alert.join("evil");
+    let rescan = ctl(&sb.socket(), &["rescan"]);
+    // Exit 1: findings remain (the alert-only one).
+    assert_eq!(rescan.status.code(), Some(1), "{}", stderr(&rescan));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let finding = loop {
+        let out = ctl(&sb.socket(), &["findings", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        if let Some(f) = list
+            .iter()
+            .find(|f| f["path"] == evil.display().to_string() && f["kind"] == "world_writable")
+        {
+            break f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no world_writable finding for {}: {list:#?}",
+            evil.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(finding["observed"], "d:o::rwx", "{finding}");
+    assert_eq!(finding["severity"], "critical", "{finding}");
+    assert_eq!(
+        default_other(&evil),
+        "other::rwx",
+        "alert-only root was changed"
+    );
+
+    let out = crate::security::sh_as(&member, &format!("touch {}/new", healed.display()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode =
+        std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(healed.join("new")).unwrap());
+    assert_eq!(mode & 0o002, 0, "new file is world-writable: {mode:o}");
+}
