@@ -6,6 +6,8 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// What the kernel saw happen to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +50,14 @@ pub enum Notice {
     Overflow,
     /// A directory at `rel_path` (and everything beneath it, and possibly more of the root)
     /// is not watched: the kernel's `max_user_watches` or the configured `max_watches` is
-    /// exhausted. Rescan this root periodically instead.
-    WatchLimit { root_id: u32, rel_path: PathBuf },
+    /// exhausted, or (`root_share`) this root holds its share of them
+    /// ([`WatchConfig::max_watches_per_root`]). Rescan this root periodically instead.
+    WatchLimit {
+        root_id: u32,
+        rel_path: PathBuf,
+        /// The root's own share stopped it (other roots may still add watches).
+        root_share: bool,
+    },
 }
 
 /// Limits and tuning. Every field is bounded and has a default.
@@ -68,6 +76,13 @@ pub struct WatchConfig {
     /// Drop a `Changed` notice equal (root, path, what, is_dir) to one already queued from the
     /// same read batch.
     pub coalesce: bool,
+    /// The most watches one root may hold (its fair share of `max_watches`), so one root
+    /// with a huge tree cannot take the budget of all. Can be changed later with
+    /// [`crate::Watcher::set_max_watches_per_root`] as roots come and go.
+    pub max_watches_per_root: usize,
+    /// When set and true, walks stop between directories (a stopping daemon must not wait
+    /// for a huge tree to be watched).
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for WatchConfig {
@@ -77,6 +92,8 @@ impl Default for WatchConfig {
             read_buffer_bytes: 64 * 1024,
             max_pending: 16_384,
             coalesce: true,
+            max_watches_per_root: usize::MAX,
+            interrupt: None,
         }
     }
 }

@@ -43,11 +43,30 @@ pub(crate) struct Node {
 #[derive(Debug, Default)]
 pub(crate) struct WatchTree {
     nodes: HashMap<i32, Node>,
+    /// Nodes per root (for per-root watch budgets); roots with none are absent.
+    per_root: HashMap<u32, usize>,
 }
 
 impl WatchTree {
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Directories of `root_id` in the map.
+    pub(crate) fn root_len(&self, root_id: u32) -> usize {
+        self.per_root.get(&root_id).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, root_id: u32, added: bool) {
+        let n = self.per_root.entry(root_id).or_insert(0);
+        if added {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_root.remove(&root_id);
+            }
+        }
     }
 
     pub(crate) fn get(&self, wd: i32) -> Option<&Node> {
@@ -73,6 +92,7 @@ impl WatchTree {
                 next_sibling: NONE,
             },
         );
+        self.count(root_id, true);
         true
     }
 
@@ -97,6 +117,7 @@ impl WatchTree {
                 next_sibling,
             },
         );
+        self.count(root_id, true);
         true
     }
 
@@ -138,10 +159,12 @@ impl WatchTree {
         };
         self.unlink(node.parent, wd, node.next_sibling);
         removed.push(wd);
+        self.count(node.root_id, false);
         let mut stack = vec![node.first_child];
         while let Some(mut c) = stack.pop() {
             while let Some(n) = self.nodes.remove(&c) {
                 removed.push(c);
+                self.count(n.root_id, false);
                 stack.push(n.first_child);
                 c = n.next_sibling;
             }
@@ -237,6 +260,7 @@ mod tests {
         removed.sort();
         assert_eq!(removed, [2, 3, 4]);
         assert_eq!(t.len(), 2);
+        assert_eq!(t.root_len(7), 2);
         assert_eq!(t.child(1, b"d"), Some(5));
         assert_eq!(t.child(1, b"a"), None);
         // Unlinking from the middle and the end of a sibling list.
@@ -251,6 +275,18 @@ mod tests {
         assert!(again.is_empty());
         t.remove_subtree(1, &mut again);
         assert_eq!(t.len(), 0);
+        assert_eq!(t.root_len(7), 0);
+    }
+
+    #[test]
+    fn directories_are_counted_per_root() {
+        let mut t = sample();
+        assert!(t.insert_top(10, 8));
+        assert!(t.insert_child(11, 10, b"x"));
+        assert_eq!((t.root_len(7), t.root_len(8), t.root_len(9)), (5, 2, 0));
+        let mut removed = Vec::new();
+        t.remove_subtree(10, &mut removed);
+        assert_eq!((t.root_len(7), t.root_len(8)), (5, 0));
     }
 
     #[test]

@@ -387,6 +387,85 @@ async fn the_watch_budget_is_enforced_and_reported() {
     assert!(w.stats().limit_hits >= 2);
 }
 
+/// One root with a huge tree takes only its share: the other root is watched whole, and
+/// keeps being watched as it grows, while the big one reports `WatchLimit { root_share }`.
+#[tokio::test]
+async fn one_root_cannot_take_the_watch_budget_of_all() {
+    let big = tempfile::tempdir().unwrap();
+    let small = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        fs::create_dir(big.path().join(format!("{i:02x}"))).unwrap();
+    }
+    for i in 0..5 {
+        fs::create_dir(small.path().join(format!("{i:02x}"))).unwrap();
+    }
+    let mut w = watcher(WatchConfig {
+        max_watches: 40,
+        max_watches_per_root: 20,
+        ..WatchConfig::default()
+    });
+    let rep = w.add_root(1, big.path()).unwrap();
+    assert!(rep.limit_hit);
+    assert_eq!((rep.dirs_watched, w.root_watches(1)), (20, 20));
+    let rep = w.add_root(2, small.path()).unwrap();
+    assert!(!rep.limit_hit);
+    assert_eq!(w.root_watches(2), 6);
+    expect_all(
+        &mut w,
+        &[&|n| {
+            matches!(
+                n,
+                Notice::WatchLimit {
+                    root_id: 1,
+                    root_share: true,
+                    ..
+                }
+            )
+        }],
+    )
+    .await;
+    // The small root still grows within its share; the big one does not.
+    fs::create_dir(small.path().join("new")).unwrap();
+    fs::create_dir(big.path().join("new")).unwrap();
+    expect_all(
+        &mut w,
+        &[
+            &changed(2, "new", Change::Created),
+            &changed(1, "new", Change::Created),
+        ],
+    )
+    .await;
+    assert_eq!((w.root_watches(1), w.root_watches(2)), (20, 7));
+    // A lower share applies to what a root adds from now on.
+    w.set_max_watches_per_root(7);
+    fs::create_dir(small.path().join("newer")).unwrap();
+    expect_all(
+        &mut w,
+        &[&|n| {
+            matches!(n, Notice::WatchLimit { root_id: 2, rel_path, root_share: true }
+                if rel_path == Path::new("newer"))
+        }],
+    )
+    .await;
+    assert_eq!(w.root_watches(2), 7);
+}
+
+/// A set interrupt flag stops a walk between directories.
+#[tokio::test]
+async fn an_interrupt_stops_a_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        fs::create_dir(dir.path().join(format!("{i:02x}"))).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut w = watcher(WatchConfig {
+        interrupt: Some(stop),
+        ..WatchConfig::default()
+    });
+    let rep = w.add_root(1, dir.path()).unwrap();
+    assert_eq!((rep.dirs_watched, rep.limit_hit), (0, false));
+}
+
 /// Unmounts when dropped.
 struct Unmount(PathBuf);
 impl Drop for Unmount {
