@@ -306,3 +306,178 @@ fn a_world_writable_default_acl_in_an_acl_root_is_a_finding_and_healed() {
         std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(healed.join("new")).unwrap());
     assert_eq!(mode & 0o002, 0, "new file is world-writable: {mode:o}");
 }
+
+/// The watcher's component in `goguardctl status --json` (which exits 1 when something is
+/// degraded).
+fn watcher_component(socket: &Path) -> serde_json::Value {
+    json(&ctl(socket, &["status", "--json"]))["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "watcher")
+        .unwrap()
+        .clone()
+}
+
+/// `last_scan_unix` of the root at `path`, as root's `goguardctl roots --json` lists it.
+fn last_scan(socket: &Path, path: &Path) -> f64 {
+    let j = json(&ctl(socket, &["roots", "--json"]));
+    j["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == path.display().to_string())
+        .unwrap_or_else(|| panic!("{} not listed: {j}", path.display()))["last_scan_unix"]
+        .as_f64()
+        .unwrap()
+}
+
+/// A root-owned file planted at `path` (drift in a user's cache) and how long goguardd took
+/// to give it back to `uid` (panics after `limit`).
+fn healed_within(path: &Path, uid: u32, limit: Duration) -> Duration {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::write(path, b"drift").unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(path).unwrap().uid() != uid {
+        assert!(
+            start.elapsed() < limit,
+            "{} not healed in {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    start.elapsed()
+}
+
+/// Issue 18, attack 3: user A makes 5,000 directories in their own GOCACHE against a watch
+/// budget of 2,000. A's root stops at its share (status: watcher degraded naming A's root
+/// and why), B's drift is still healed within seconds, while and after A's directories are
+/// made, drift beyond A's share is healed by the backstop scan of A's root alone, and A
+/// rewriting their environment.d every half second neither rescans B's root nor causes more
+/// than a debounced rediscovery or two.
+#[test]
+fn one_users_directories_cannot_starve_other_users() {
+    if !require_root("creates users") {
+        return;
+    }
+    let a = TestUser::create("fa");
+    let b = TestUser::create("fb");
+    let a_cache = a.gocache_with(&["00"]);
+    let b_cache = b.gocache_with(&["00"]);
+    for u in [&a, &b] {
+        std::fs::create_dir_all(u.home.join(".config/environment.d")).unwrap();
+        u.give(&u.home.join(".config"));
+    }
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\", \"{}\"]\n\
+         [scan]\ninterval_secs = 0\nmax_watches = 2000\nlimited_rescan_secs = 2\n\
+         [hygiene]\ntrim_interval_secs = 0\nverify_interval_secs = 0\n",
+        a.name, b.name
+    ));
+    let daemon = sb.start();
+    let share = {
+        let w = watcher_component(&sb.socket());
+        assert_eq!(w["state"], "running", "{w}");
+        w["detail"].as_str().unwrap().to_owned()
+    };
+    eprintln!("watcher before: {share}");
+
+    // A makes 5,000 directories while B's cache drifts.
+    let mut mkdirs = Command::new(require_tool("runuser", "util-linux"))
+        .args(["-u", &a.name, "--", "sh", "-c"])
+        .arg(format!(
+            "cd {} && seq -f 'd%05g' 0 4999 | xargs mkdir",
+            a_cache.display()
+        ))
+        .spawn()
+        .unwrap();
+    let mut during = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while mkdirs.try_wait().unwrap().is_none() || i < 3 {
+        during.push(healed_within(
+            &b_cache.join(format!("00/drift-{i}")),
+            b.uid(),
+            Duration::from_secs(5),
+        ));
+        i += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "mkdir ran away"
+        );
+    }
+    assert!(mkdirs.wait().unwrap().success());
+    eprintln!(
+        "A's 5,000 mkdirs took {:?}; B's drift healed meanwhile in {during:?}",
+        started.elapsed()
+    );
+
+    // Status names A's root as over its share, not B's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let w = loop {
+        let w = watcher_component(&sb.socket());
+        if w["state"] == "degraded" {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "watcher never degraded: {w}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let detail = w["detail"].as_str().unwrap();
+    eprintln!("watcher after: {detail}");
+    assert!(
+        detail.contains(&format!("{} holds its share", a_cache.display())),
+        "{detail}"
+    );
+    assert!(!detail.contains(&b_cache.display().to_string()), "{detail}");
+    // B still heals fast after.
+    let after = healed_within(
+        &b_cache.join("00/drift-after"),
+        b.uid(),
+        Duration::from_secs(3),
+    );
+    eprintln!("B's drift healed after A's flood in {after:?}");
+
+    // Drift beyond A's share is healed by the backstop scan of A's root (every 2 s here).
+    let unwatched = a_cache.join("d04999/drift");
+    let took = healed_within(&unwatched, a.uid(), Duration::from_secs(15));
+    eprintln!("drift in an unwatched directory of A's root healed by the backstop in {took:?}");
+
+    // A rewrites their environment.d every 0.5 s for 8 s: B's root is never scanned again,
+    // and discovery runs once or twice (debounced), not four times.
+    let b_scanned = last_scan(&sb.socket(), &b_cache);
+    let rediscoveries =
+        |d: &crate::util::Daemon| d.log_text().matches("discovering roots again").count();
+    let before = rediscoveries(&daemon);
+    let envd = a.home.join(".config/environment.d");
+    for n in 0..16 {
+        let out = crate::security::sh_as(
+            &a,
+            &format!(
+                "echo FOO={n} > {d}/t{n}.conf && rm -f {d}/t{}.conf",
+                n.max(1) - 1,
+                d = envd.display()
+            ),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rediscoveries(&daemon) == before {
+        assert!(
+            Instant::now() < deadline,
+            "A's environment.d change never rediscovered:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let runs = rediscoveries(&daemon) - before;
+    eprintln!("16 environment.d rewrites in 8 s: {runs} rediscoveries");
+    assert!((1..=2).contains(&runs), "{runs} rediscoveries");
+    assert_eq!(
+        last_scan(&sb.socket(), &b_cache),
+        b_scanned,
+        "B's root was rescanned for A's environment change"
+    );
+}

@@ -6,7 +6,6 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 /// What the kernel saw happen to an entry.
@@ -82,7 +81,7 @@ pub struct WatchConfig {
     pub max_watches_per_root: usize,
     /// When set and true, walks stop between directories (a stopping daemon must not wait
     /// for a huge tree to be watched).
-    pub interrupt: Option<Arc<AtomicBool>>,
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for WatchConfig {

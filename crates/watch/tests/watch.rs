@@ -457,9 +457,9 @@ async fn an_interrupt_stops_a_walk() {
     for i in 0..20 {
         fs::create_dir(dir.path().join(format!("{i:02x}"))).unwrap();
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
     let mut w = watcher(WatchConfig {
-        interrupt: Some(stop),
+        interrupt: Some(&STOP),
         ..WatchConfig::default()
     });
     let rep = w.add_root(1, dir.path()).unwrap();
