@@ -481,3 +481,124 @@ fn one_users_directories_cannot_starve_other_users() {
         "B's root was rescanned for A's environment change"
     );
 }
+
+/// Unmounts when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount_tmpfs(at: &Path) -> Unmount {
+    std::fs::create_dir_all(at).unwrap();
+    let out = Command::new(require_tool("mount", "mount"))
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs"])
+        .arg(at)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
+    Unmount(at.to_owned())
+}
+
+/// A path-less AVC (`name=`, `dev=`, `ino=` only) of a go process.
+fn pathless_avc(serial: u64, name: &str, dev: &str, ino: u64, class: &str) -> String {
+    let id = format!("msg=audit(1700000000.{serial:03}:{serial})");
+    format!(
+        "type=AVC {id}: avc:  denied  {{ read }} for  pid=4242 comm=\"go\" name=\"{name}\" dev=\"{dev}\" ino={ino} scontext=unconfined_u:unconfined_r:gobuild_t:s0 tcontext=unconfined_u:object_r:cache_home_t:s0 tclass={class} permissive=0\n\
+         type=SYSCALL {id}: arch=c000003e syscall=257 success=no exit=-13 items=0 ppid=4000 pid=4242 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=(none) ses=3 comm=\"go\" exe=\"/usr/lib/go-1.19/bin/go\" subj=unconfined_u:unconfined_r:gobuild_t:s0 key=(null)\n\
+         type=EOE {id}: \n"
+    )
+}
+
+/// Issue 18, item 7: every tmpfs numbers its inodes afresh and the kernel names them all
+/// `dev="tmpfs"`. A user's denial on a file in their tmpfs must not be resolved to the file
+/// with the same inode and name in an admin's root on another tmpfs: matches on two devices
+/// are ambiguous and nothing is resolved; a match on one tmpfs only is resolved; a file is
+/// never the target of a `tclass=dir` denial.
+#[test]
+fn a_tmpfs_inode_is_never_resolved_on_another_tmpfs() {
+    use std::os::unix::fs::MetadataExt;
+    if !require_root("mounts tmpfs, creates a user, reads denials as an admin") {
+        return;
+    }
+    let user = TestUser::create("tm");
+    let sb = Sandbox::new();
+    let admin_root = sb.path().join("admin");
+    let user_root = sb.path().join("user");
+    let _m1 = mount_tmpfs(&admin_root);
+    let _m2 = mount_tmpfs(&user_root);
+    user.give(&user_root);
+    // The same names made in the same order: the same inode numbers on both tmpfs.
+    std::fs::write(admin_root.join("f"), b"admin's").unwrap();
+    std::fs::write(admin_root.join("g"), b"admin's only").unwrap();
+    let out = crate::security::sh_as(&user, &format!("echo mine > {}/f", user_root.display()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&admin_root.join("f")),
+        ino(&user_root.join("f")),
+        "this kernel does not number tmpfs inodes per mount; the attack needs it"
+    );
+    assert_ne!(
+        std::fs::metadata(&admin_root).unwrap().dev(),
+        std::fs::metadata(&user_root).unwrap().dev()
+    );
+    let log = sb.path().join("audit.log");
+    std::fs::write(&log, "").unwrap();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[audit]\nenabled = true\nlog = \"{}\"\nevent_timeout_ms = 200\n\
+         retention_days = 0\n[scan]\ninterval_secs = 0\n[heal]\nauto = false\n\
+         [[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n\
+         [[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"{}\"\n",
+        log.display(),
+        admin_root.display(),
+        user_root.display(),
+        user.name
+    ));
+    let _daemon = sb.start();
+    crate::audit::append_pub(
+        &log,
+        &[
+            // The user's own f: the same inode and name exist in the admin's root.
+            pathless_avc(1, "f", "tmpfs", ino(&user_root.join("f")), "file"),
+            // g exists on the admin's tmpfs only: resolved there.
+            pathless_avc(2, "g", "tmpfs", ino(&admin_root.join("g")), "file"),
+            // A dir denial never lands on a file.
+            pathless_avc(3, "g", "tmpfs", ino(&admin_root.join("g")), "dir"),
+        ]
+        .concat(),
+    );
+    let deadline = Instant::now() + STARTUP;
+    let all = loop {
+        let out = ctl(
+            &sb.socket(),
+            &["denials", "--explain", "--json", "--limit", "0"],
+        );
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if all.len() >= 3 {
+            break all;
+        }
+        assert!(Instant::now() < deadline, "denials: {}", stdout(&out));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let targets: Vec<String> = all
+        .iter()
+        .map(|d| d["target"].as_str().unwrap().to_owned())
+        .collect();
+    eprintln!("targets: {targets:?}");
+    let admin_f = admin_root.join("f").display().to_string();
+    let user_f = user_root.join("f").display().to_string();
+    assert!(
+        !targets.contains(&admin_f) && !targets.contains(&user_f),
+        "an ambiguous tmpfs inode was resolved: {targets:?}"
+    );
+    assert!(targets.iter().any(|t| t == "f"), "{targets:?}");
+    let admin_g = admin_root.join("g").display().to_string();
+    assert_eq!(
+        targets.iter().filter(|t| **t == admin_g).count(),
+        1,
+        "g (file) resolved once, not for the dir denial: {targets:?}"
+    );
+}
