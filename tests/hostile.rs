@@ -602,3 +602,100 @@ fn a_tmpfs_inode_is_never_resolved_on_another_tmpfs() {
         "g (file) resolved once, not for the dir denial: {targets:?}"
     );
 }
+
+/// Descends `levels` directories of 200-byte names beneath `top` by fd (never by a path the
+/// kernel would refuse as too long), making them when `make`, and returns the deepest
+/// directory's fd.
+fn deep_dir(top: &Path, levels: usize, make: bool) -> std::os::fd::OwnedFd {
+    use rustix::fs::{Mode, OFlags};
+    let name = "d".repeat(200);
+    let mut fd = rustix::fs::open(top, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..levels {
+        if make {
+            match rustix::fs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => panic!("mkdirat: {e}"),
+            }
+        }
+        fd = rustix::fs::openat(
+            &fd,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .unwrap();
+    }
+    fd
+}
+
+/// Owner of `name` in the directory `dir`.
+fn owner_at(dir: &std::os::fd::OwnedFd, name: &str) -> u32 {
+    rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .unwrap()
+        .st_uid
+}
+
+/// A root-owned file `name` in `dir` (drift in a user's cache).
+fn plant_at(dir: &std::os::fd::OwnedFd, name: &str) {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+}
+
+/// Issue 18, item 7: entries deeper than PATH_MAX (4096 bytes of path below the root) are
+/// repaired through directory fds, one bounded step at a time: root's pollution 25 levels of
+/// 200-byte names down (5,025 bytes) is given back to the user at the first scan, and by the
+/// user's own `goguardctl repair`, and the journal records it.
+#[test]
+fn entries_deeper_than_path_max_are_repaired() {
+    if !require_root("creates a user, chowns to root") {
+        return;
+    }
+    let user = TestUser::create("dp");
+    let gocache = user.gocache_with(&["00"]);
+    let levels = 25;
+    let bottom = deep_dir(&gocache, levels, true);
+    user.give(&gocache);
+    plant_at(&bottom, "at-start");
+    assert_eq!(owner_at(&bottom, "at-start"), 0);
+    let sb = Sandbox::new();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[discovery]\nusers = [\"{}\"]\n[scan]\ninterval_secs = 0\n\
+         [hygiene]\ntrim_interval_secs = 0\nverify_interval_secs = 0\n",
+        user.name
+    ));
+    let daemon = sb.start();
+    // The first scan heals it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while owner_at(&bottom, "at-start") != user.uid() {
+        assert!(
+            Instant::now() < deadline,
+            "not healed at {} bytes deep:\n{}",
+            levels * 201,
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The user's own repair reaches it too (the watcher does not watch that deep).
+    plant_at(&bottom, "asked");
+    let out = user.ctl_as(&sb.socket(), &["repair", gocache.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(owner_at(&bottom, "asked"), user.uid(), "{}", stdout(&out));
+    let journal = json(&user.ctl_as(&sb.socket(), &["journal", "--json"]));
+    let text = journal.to_string();
+    assert!(
+        text.contains("/at-start\"") && text.contains("/asked\""),
+        "both deep repairs journaled: {text:.2000}"
+    );
+}
