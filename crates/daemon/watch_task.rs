@@ -5,7 +5,8 @@
 //! journals, and the event stream and metrics report.
 //!
 //! Overflows and watch limits are answered with a full rescan and a metric,
-//! never with silence. A path that keeps drifting back is quarantined by the
+//! never with silence (a rescan runs in its own task; requests made while one
+//! runs are coalesced into one more). A path that keeps drifting back is quarantined by the
 //! loop guard and alerted on instead of fought over.
 //!
 //! Fairness: each root may hold at most its share of `[scan] max_watches` (the budget split
@@ -102,6 +103,7 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
     // When the oldest notice of the batch being healed was read.
     let mut in_flight_since = Instant::now();
     let mut stats_at = Instant::now();
+    let mut rescans = Rescans::default();
     loop {
         tokio::select! {
             first = watcher.next(), if pending.order.len() < PENDING_MAX => {
@@ -120,10 +122,14 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
                         }
                     }
                 }
-                if rescan
-                    && let Err(e) = crate::healing::rescan_all(&state).await
-                {
-                    tracing::warn!(error = %format!("{e:#}"), "rescan failed");
+                if rescan {
+                    rescans.request(&state);
+                }
+            }
+            _ = async { rescans.task.as_mut().expect("guarded").await }, if rescans.task.is_some() => {
+                rescans.task = None;
+                if std::mem::take(&mut rescans.again) {
+                    rescans.request(&state);
                 }
             }
             done = pool.next_done() => announce(&state, done, in_flight_since),
@@ -178,6 +184,31 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
                 show(&state, &watched);
             }
         }
+    }
+}
+
+/// Full rescans the watcher asks for (an overflow, a root that appeared): run in a task of
+/// their own, so healing goes on meanwhile, and coalesced: requests while one runs make one
+/// more afterwards, never a queue (a user making directories faster than inotify delivers
+/// them overflows the queue again and again).
+#[derive(Default)]
+struct Rescans {
+    task: Option<tokio::task::JoinHandle<()>>,
+    again: bool,
+}
+
+impl Rescans {
+    fn request(&mut self, state: &Arc<DaemonState>) {
+        if self.task.is_some() {
+            self.again = true;
+            return;
+        }
+        let st = state.clone();
+        self.task = Some(tokio::spawn(async move {
+            if let Err(e) = crate::healing::rescan_all(&st).await {
+                tracing::warn!(error = %format!("{e:#}"), "rescan failed");
+            }
+        }));
     }
 }
 
