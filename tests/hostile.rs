@@ -430,6 +430,19 @@ fn one_users_directories_cannot_starve_other_users() {
         "{detail}"
     );
     assert!(!detail.contains(&b_cache.display().to_string()), "{detail}");
+    // The counts catch up within a second: A took more than its share of 500 (half of what
+    // the others leave) but far from the whole budget.
+    std::thread::sleep(Duration::from_millis(1500));
+    let w = watcher_component(&sb.socket());
+    let detail = w["detail"].as_str().unwrap().to_owned();
+    let watches: usize = detail
+        .split(" inotify watches")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no watch count in {detail}"));
+    eprintln!("watches held after A's flood: {watches}");
+    assert!((500..=1100).contains(&watches), "{detail}");
     // B still heals fast after.
     let after = healed_within(
         &b_cache.join("00/drift-after"),

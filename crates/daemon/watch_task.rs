@@ -9,9 +9,10 @@
 //! runs are coalesced into one more). A path that keeps drifting back is quarantined by the
 //! loop guard and alerted on instead of fought over.
 //!
-//! Fairness: each root may hold at most its share of `[scan] max_watches` (the budget split
-//! evenly between the roots), so one user's huge tree cannot leave other users' roots
-//! unwatched. A root that reaches its share is listed in `status` (watcher degraded, with
+//! Fairness: each root may hold its share of `[scan] max_watches` (the budget split evenly
+//! between the roots), or half of what the other roots leave if that is more, so one user's
+//! huge tree cannot leave other users' roots unwatched while spare budget is still used
+//! (goguard-watch's `Watcher::root_cap`). A root that reaches its cap is listed in `status` (watcher degraded, with
 //! the root and why) and is scanned on its own every `[scan] limited_rescan_secs`, in a
 //! task of its own so healing and signals are not held up. Walks stop at once when
 //! goguardd is stopping.
@@ -103,6 +104,9 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
     // When the oldest notice of the batch being healed was read.
     let mut in_flight_since = Instant::now();
     let mut stats_at = Instant::now();
+    // Also wakes an idle loop, so `status` shows the counts after a burst.
+    let mut stats_tick = tokio::time::interval(STATS_EVERY);
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rescans = Rescans::default();
     loop {
         tokio::select! {
@@ -133,6 +137,7 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
                 }
             }
             done = pool.next_done() => announce(&state, done, in_flight_since),
+            _ = stats_tick.tick() => {}
             _ = backstop.tick(), if !watched.partial.is_empty() => {
                 // One backstop scan at a time, off this loop.
                 if backstop_task.as_ref().is_none_or(|t| t.is_finished()) {
@@ -269,8 +274,9 @@ fn note(
                 );
                 let why = if root_share {
                     format!(
-                        "{r} holds its share of the inotify watch budget ({} watches): \
-                         directories beyond are checked by a scan of this root every {} s",
+                        "{r} holds its share of the inotify watch budget (every root may hold \
+                         {} watches, or half of what the other roots leave): directories \
+                         beyond are checked by a scan of this root every {} s",
                         watched.share,
                         state.config().scan.limited_rescan_secs.0
                     )
@@ -334,10 +340,11 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
             watched.partial.remove(&id);
         }
     }
-    // Each root's fair share of the budget: a root with a huge tree stops at its share.
+    // Each root's fair share of the budget (a root may take more only up to half of what the
+    // others leave): a root with a huge tree stops there.
     let budget = state.config().scan.max_watches.0 as usize;
     watched.share = (budget / wanted.len().max(1)).max(1);
-    watcher.set_max_watches_per_root(watched.share);
+    watcher.set_root_share(watched.share);
     let mut next_id = watched.ids.values().copied().max().map_or(0, |m| m + 1);
     for root in wanted {
         if let Some(id) = watched.ids.get(&root.path) {
@@ -371,7 +378,7 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
 /// The watcher's counts for `status`.
 fn summary(watches: usize, watched: &Watched) -> String {
     format!(
-        "{} roots, {watches} inotify watches (at most {} per root)",
+        "{} roots, {watches} inotify watches ({} guaranteed per root)",
         watched.by_id.len(),
         watched.share
     )

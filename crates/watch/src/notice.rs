@@ -50,7 +50,7 @@ pub enum Notice {
     /// A directory at `rel_path` (and everything beneath it, and possibly more of the root)
     /// is not watched: the kernel's `max_user_watches` or the configured `max_watches` is
     /// exhausted, or (`root_share`) this root holds its share of them
-    /// ([`WatchConfig::max_watches_per_root`]). Rescan this root periodically instead.
+    /// ([`crate::Watcher::root_cap`]). Rescan this root periodically instead.
     WatchLimit {
         root_id: u32,
         rel_path: PathBuf,
@@ -75,10 +75,12 @@ pub struct WatchConfig {
     /// Drop a `Changed` notice equal (root, path, what, is_dir) to one already queued from the
     /// same read batch.
     pub coalesce: bool,
-    /// The most watches one root may hold (its fair share of `max_watches`), so one root
-    /// with a huge tree cannot take the budget of all. Can be changed later with
-    /// [`crate::Watcher::set_max_watches_per_root`] as roots come and go.
-    pub max_watches_per_root: usize,
+    /// The watches every root may hold whatever the others do (its fair share of
+    /// `max_watches`, e.g. `max_watches / roots`). A root may hold more only up to half of
+    /// what the other roots leave of `max_watches` ([`crate::Watcher::root_cap`]), so one
+    /// root with a huge tree never takes the budget of all, and spare budget is still used.
+    /// Can be changed later with [`crate::Watcher::set_root_share`] as roots come and go.
+    pub root_share: usize,
     /// When set and true, walks stop between directories (a stopping daemon must not wait
     /// for a huge tree to be watched).
     pub interrupt: Option<&'static AtomicBool>,
@@ -91,7 +93,7 @@ impl Default for WatchConfig {
             read_buffer_bytes: 64 * 1024,
             max_pending: 16_384,
             coalesce: true,
-            max_watches_per_root: usize::MAX,
+            root_share: usize::MAX,
             interrupt: None,
         }
     }

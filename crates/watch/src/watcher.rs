@@ -219,11 +219,21 @@ impl Watcher {
         result
     }
 
-    /// Changes the most watches one root may hold (see
-    /// [`WatchConfig::max_watches_per_root`]). Watches a root already holds beyond a lower
-    /// share are kept; the share limits what it adds from now on.
-    pub fn set_max_watches_per_root(&mut self, max: usize) {
-        self.config.max_watches_per_root = max.max(1);
+    /// Changes the watches every root is guaranteed (see [`WatchConfig::root_share`]).
+    /// Watches a root already holds beyond its cap are kept; the cap limits what it adds
+    /// from now on.
+    pub fn set_root_share(&mut self, share: usize) {
+        self.config.root_share = share.max(1);
+    }
+
+    /// The most watches root `root_id` may hold now: its share, or half of what the other
+    /// roots leave of `max_watches`, whichever is more. With one huge tree it takes half the
+    /// budget at most; every root gets at least its share (until the budget itself is spent).
+    pub fn root_cap(&self, root_id: u32) -> usize {
+        let others = self.watch_count() - self.tree.root_len(root_id);
+        self.config
+            .root_share
+            .max(self.config.max_watches.saturating_sub(others) / 2)
     }
 
     /// Watches root `root_id` holds.
@@ -681,7 +691,7 @@ impl Watcher {
                 self.limit(root_id, rel, false, &mut walk.limit_hit);
                 break;
             }
-            if self.tree.root_len(root_id) >= self.config.max_watches_per_root {
+            if self.tree.root_len(root_id) >= self.root_cap(root_id) {
                 self.limit(root_id, rel, true, &mut walk.limit_hit);
                 break;
             }
@@ -822,7 +832,7 @@ impl Watcher {
             tracing::warn!(root_id, path = %rel_path.display(), watches = self.watch_count(),
                 root_watches = self.tree.root_len(root_id),
                 max_watches = self.config.max_watches,
-                max_watches_per_root = self.config.max_watches_per_root,
+                root_cap = self.root_cap(root_id),
                 root_share, "inotify watch limit reached");
         } else {
             tracing::debug!(root_id, path = %rel_path.display(), root_share,

@@ -387,23 +387,29 @@ async fn the_watch_budget_is_enforced_and_reported() {
     assert!(w.stats().limit_hits >= 2);
 }
 
-/// One root with a huge tree takes only its share: the other root is watched whole, and
-/// keeps being watched as it grows, while the big one reports `WatchLimit { root_share }`.
+/// One root with a huge tree takes at most half the budget (or its share): the other roots
+/// are watched whole and keep growing, while the big one reports `WatchLimit { root_share }`;
+/// a later root gets half of what is left, and at least its share.
 #[tokio::test]
 async fn one_root_cannot_take_the_watch_budget_of_all() {
     let big = tempfile::tempdir().unwrap();
     let small = tempfile::tempdir().unwrap();
+    let mid = tempfile::tempdir().unwrap();
     for i in 0..50 {
         fs::create_dir(big.path().join(format!("{i:02x}"))).unwrap();
     }
     for i in 0..5 {
         fs::create_dir(small.path().join(format!("{i:02x}"))).unwrap();
     }
+    for i in 0..15 {
+        fs::create_dir(mid.path().join(format!("{i:02x}"))).unwrap();
+    }
     let mut w = watcher(WatchConfig {
         max_watches: 40,
-        max_watches_per_root: 20,
+        root_share: 5,
         ..WatchConfig::default()
     });
+    // Alone: half the budget.
     let rep = w.add_root(1, big.path()).unwrap();
     assert!(rep.limit_hit);
     assert_eq!((rep.dirs_watched, w.root_watches(1)), (20, 20));
@@ -424,7 +430,7 @@ async fn one_root_cannot_take_the_watch_budget_of_all() {
         }],
     )
     .await;
-    // The small root still grows within its share; the big one does not.
+    // The small root still grows; the big one does not.
     fs::create_dir(small.path().join("new")).unwrap();
     fs::create_dir(big.path().join("new")).unwrap();
     expect_all(
@@ -436,18 +442,14 @@ async fn one_root_cannot_take_the_watch_budget_of_all() {
     )
     .await;
     assert_eq!((w.root_watches(1), w.root_watches(2)), (20, 7));
-    // A lower share applies to what a root adds from now on.
-    w.set_max_watches_per_root(7);
-    fs::create_dir(small.path().join("newer")).unwrap();
-    expect_all(
-        &mut w,
-        &[&|n| {
-            matches!(n, Notice::WatchLimit { root_id: 2, rel_path, root_share: true }
-                if rel_path == Path::new("newer"))
-        }],
-    )
-    .await;
-    assert_eq!(w.root_watches(2), 7);
+    // A third root: half of the 13 left (6), of its 16 directories.
+    let rep = w.add_root(3, mid.path()).unwrap();
+    assert!(rep.limit_hit);
+    assert_eq!(w.root_watches(3), 6);
+    assert_eq!(w.root_cap(3), 6);
+    // A larger share is guaranteed even when half of what is left is less.
+    w.set_root_share(9);
+    assert_eq!(w.root_cap(3), 9);
 }
 
 /// A set interrupt flag stops a walk between directories.
