@@ -121,10 +121,11 @@ impl WatchTree {
         let next_sibling = mem::replace(&mut p.first_child, wd);
         let root_id = p.root_id;
         let key = (parent, self.name_hash(name));
-        if self.index.contains_key(&key) {
-            self.unindexed += 1;
-        } else {
-            self.index.insert(key, wd);
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => self.unindexed += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(wd);
+            }
         }
         self.nodes.insert(
             wd,
