@@ -107,7 +107,7 @@ fn a_user_repairs_a_cache_polluted_by_root_without_sudo() {
         .unwrap();
     assert_eq!(nobody.status.code(), Some(2));
     assert!(
-        stderr(&nobody).contains("does not own"),
+        stderr(&nobody).contains("not inside any cache root"),
         "{}",
         stderr(&nobody)
     );

@@ -186,12 +186,12 @@ fn a_trim_removes_what_go_would_and_builds_still_reuse_what_was_kept() {
         "other's entries were trimmed; it must compile"
     );
 
-    // Another user may not trim this cache.
+    // Another user may not trim this cache, and is not told whose it is.
     let stranger = TestUser::create("u");
     let refused = stranger.ctl_as(&sb.socket(), &["trim", gocache.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
     assert!(
-        stderr(&refused).contains("not owned by"),
+        stderr(&refused).contains("is not a gocache root goguardd guards for uid"),
         "{}",
         stderr(&refused)
     );

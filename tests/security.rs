@@ -10,12 +10,12 @@ use crate::users::TestUser;
 use crate::util::*;
 
 /// A throwaway group, removed on drop.
-struct TestGroup {
-    name: String,
+pub(crate) struct TestGroup {
+    pub(crate) name: String,
 }
 
 impl TestGroup {
-    fn create(tag: &str, members: &[&TestUser]) -> TestGroup {
+    pub(crate) fn create(tag: &str, members: &[&TestUser]) -> TestGroup {
         let name = format!("gg{tag}{}", std::process::id() % 100_000);
         let _ = Command::new("groupdel").arg(&name).output();
         let out = Command::new(require_tool("groupadd", "passwd"))
@@ -41,14 +41,14 @@ impl Drop for TestGroup {
 }
 
 /// `sh -c script` as `user` (a login-less `runuser`, the user's own groups).
-fn sh_as(user: &TestUser, script: &str) -> std::process::Output {
+pub(crate) fn sh_as(user: &TestUser, script: &str) -> std::process::Output {
     Command::new(require_tool("runuser", "util-linux"))
         .args(["-u", &user.name, "--", "sh", "-c", script])
         .output()
         .unwrap()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");

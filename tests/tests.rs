@@ -11,6 +11,7 @@ mod crash;
 mod daemon;
 mod doctor;
 mod flood;
+mod hostile;
 mod hygiene;
 mod journal;
 mod output;

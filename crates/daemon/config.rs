@@ -115,6 +115,10 @@ pub struct ScanConfig {
     /// or past the kernel's `fs.inotify.max_user_watches`, the rest of a root is checked by
     /// the periodic scans only and `status` shows the watcher degraded. Restart to change.
     pub max_watches: Bounded<1, 8_388_608>,
+    /// Seconds between scans of a root that holds its share of `max_watches` (the budget
+    /// split evenly between the roots) or met the kernel's limit: the part of it that is
+    /// not watched is checked this often.
+    pub limited_rescan_secs: Bounded<1, 86_400>,
 }
 
 impl Default for ScanConfig {
@@ -122,6 +126,7 @@ impl Default for ScanConfig {
         ScanConfig {
             interval_secs: Bounded(900),
             max_watches: Bounded(131_072),
+            limited_rescan_secs: Bounded(60),
         }
     }
 }

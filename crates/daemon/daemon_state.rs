@@ -133,6 +133,11 @@ impl DaemonState {
 /// entries, journals what it did, and returns.
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// The stop flag itself, for code that polls it outside this crate (the watcher's walks).
+pub fn stop_flag() -> &'static std::sync::atomic::AtomicBool {
+    &STOPPING
+}
+
 /// Whether goguardd is stopping.
 pub fn stopping() -> bool {
     STOPPING.load(std::sync::atomic::Ordering::Relaxed)

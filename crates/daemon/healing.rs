@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use goguard_policy::DriftKind;
 
@@ -15,68 +16,109 @@ use crate::roots::{self, CacheState, RootState};
 
 /// Discovers the roots again and scans (and self-heals) every one.
 pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u64)> {
+    rediscover(state, Rescan::All).await
+}
+
+/// Which roots a rediscovery scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rescan {
+    /// Every root (start, periodic scans, `Rescan`, reload, overflow).
+    All,
+    /// Only roots that are new or whose definition changed: the rest keep their last scan
+    /// (a user's environment changed; other users' roots have nothing new to show).
+    Changed,
+}
+
+/// One root's scan (and self-heal, with `auto`), journaled.
+fn scan_root(
+    st: &Arc<DaemonState>,
+    root: &goguard_policy::CacheRoot,
+    contexts: Option<&goguard_fs::FileContexts>,
+    auto: bool,
+) -> RootState {
+    // One walk: with self-healing on, the repair pass also yields the findings left
+    // afterwards.
+    let report = if auto {
+        // Quarantined paths are left alone: the loop guard stopped the fight.
+        let mut allowed = |rel: &Path, kind| {
+            let mut guard = st.loop_guard.lock().expect("guard lock");
+            matches!(
+                guard.check(&root.path.join(rel), kind, st.started.elapsed()),
+                goguard_policy::guard::GuardState::Allowed
+            )
+        };
+        let mut journal = Ledger::new(&st.store, &root.path, "self-heal", None);
+        let healed = repair::repair(
+            root,
+            contexts,
+            None,
+            &[],
+            false,
+            false,
+            &mut allowed,
+            &mut journal,
+        );
+        healed.scan
+    } else {
+        repair::scan(root, contexts, None, |_, _, _| {})
+    };
+    for e in &report.errors {
+        tracing::warn!(root = %root.path.display(), error = %e, "scan error");
+    }
+    st.metrics.watch.root_scans.inc();
+    tracing::debug!(root = %root.path.display(), entries = report.entries, "root scanned");
+    RootState {
+        root: root.clone(),
+        exists: report.exists,
+        entries: report.entries,
+        findings: report.findings,
+        last_scan: roots::unix_now(),
+    }
+}
+
+/// Discovery, then a scan of `which` roots; the others keep their last scan.
+async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> anyhow::Result<(u32, u64, u64)> {
     let config = state.config();
     let mode = state.mode;
     let auto = config.heal.auto;
     let fc = roots::file_contexts_path(&config);
-    let store = state.store.clone();
     let st = state.clone();
-    let (cache, totals) = tokio::task::spawn_blocking(move || {
+    let (cache, totals, changed) = tokio::task::spawn_blocking(move || {
         let found = roots::discover(&config, mode);
         let fingerprint = roots::inputs_fingerprint(&found.inputs);
         // Changes an unclean stop left half-recorded are settled from the files before
         // anything changes them again.
         crate::ledger::settle_unclean_stop(
-            &store,
+            &st.store,
             &mut st.unsettled.lock().expect("unsettled lock"),
             found.roots.roots(),
         );
-        let contexts = open_contexts(fc.as_deref());
+        let previous: Vec<RootState> = {
+            let caches = st.caches.read().expect("caches lock");
+            caches.roots.clone()
+        };
+        let mut contexts = None;
         let mut states = Vec::new();
+        let mut changed = false;
         let (mut entries, mut findings) = (0u64, 0u64);
         for root in found.roots.roots() {
             if crate::daemon_state::stopping() {
                 break;
             }
-            // One walk: with self-healing on, the repair pass also yields the
-            // findings left afterwards.
-            let report = if auto {
-                // Quarantined paths are left alone: the loop guard stopped the fight.
-                let mut allowed = |rel: &Path, kind| {
-                    let mut guard = st.loop_guard.lock().expect("guard lock");
-                    matches!(
-                        guard.check(&root.path.join(rel), kind, st.started.elapsed()),
-                        goguard_policy::guard::GuardState::Allowed
-                    )
-                };
-                let mut journal = Ledger::new(&store, &root.path, "self-heal", None);
-                let healed = repair::repair(
-                    root,
-                    contexts.as_ref(),
-                    None,
-                    &[],
-                    false,
-                    false,
-                    &mut allowed,
-                    &mut journal,
-                );
-                healed.scan
-            } else {
-                repair::scan(root, contexts.as_ref(), None, |_, _, _| {})
+            let kept = previous.iter().find(|p| p.root == *root);
+            let rs = match (which, kept) {
+                (Rescan::Changed, Some(kept)) => kept.clone(),
+                _ => {
+                    changed |= kept.is_none();
+                    let contexts = contexts.get_or_insert_with(|| open_contexts(fc.as_deref()));
+                    scan_root(&st, root, contexts.as_ref(), auto)
+                }
             };
-            entries += report.entries;
-            findings += report.findings.len() as u64;
-            for e in &report.errors {
-                tracing::warn!(root = %root.path.display(), error = %e, "scan error");
-            }
-            states.push(RootState {
-                root: root.clone(),
-                exists: report.exists,
-                entries: report.entries,
-                findings: report.findings,
-                last_scan: roots::unix_now(),
-            });
+            entries += rs.entries;
+            findings += rs.findings.len() as u64;
+            states.push(rs);
         }
+        changed |= states.len() != previous.len();
         let roots_n = states.len() as u32;
         (
             CacheState {
@@ -87,6 +129,7 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
                 file_contexts: fc,
             },
             (roots_n, entries, findings),
+            changed,
         )
     })
     .await?;
@@ -94,7 +137,9 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         tracing::info!(problem = %p, "discovery");
     }
     *state.caches.write().expect("caches lock") = cache;
-    state.roots_generation.send_modify(|g| *g += 1);
+    if which == Rescan::All || changed {
+        state.roots_generation.send_modify(|g| *g += 1);
+    }
     state.components.set(
         SCAN,
         ComponentState::Running,
@@ -104,6 +149,44 @@ pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u
         ),
     );
     Ok(totals)
+}
+
+/// Scans (and self-heals) the roots at `paths` again, keeping every other root's last
+/// scan: the periodic backstop of roots the watcher covers only in part.
+pub async fn rescan_roots(state: &Arc<DaemonState>, paths: Vec<PathBuf>) {
+    let config = state.config();
+    let auto = config.heal.auto;
+    let fc = roots::file_contexts_path(&config);
+    let st = state.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let targets: Vec<goguard_policy::CacheRoot> = {
+            let caches = st.caches.read().expect("caches lock");
+            caches
+                .roots
+                .iter()
+                .filter(|r| paths.contains(&r.root.path))
+                .map(|r| r.root.clone())
+                .collect()
+        };
+        let contexts = open_contexts(fc.as_deref());
+        let mut scanned = Vec::new();
+        for root in targets {
+            if crate::daemon_state::stopping() {
+                break;
+            }
+            scanned.push(scan_root(&st, &root, contexts.as_ref(), auto));
+        }
+        scanned
+    })
+    .await;
+    let Ok(scanned) = done else { return };
+    let mut caches = state.caches.write().expect("caches lock");
+    for rs in scanned {
+        // Only if discovery did not replace the root meanwhile.
+        if let Some(slot) = caches.roots.iter_mut().find(|r| r.root == rs.root) {
+            *slot = rs;
+        }
+    }
 }
 
 /// After a reload: discovery and a scan with the new config (watches follow the new roots
@@ -305,8 +388,34 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
     }
 }
 
-/// Runs discovery again when its inputs changed since the last one.
-pub async fn rediscover_if_inputs_changed(state: &Arc<DaemonState>) {
+/// How long discovery inputs must stay unchanged (one 2 s check) before a rediscovery (a user saving a
+/// file several times, or touching one in a loop, causes one).
+const INPUTS_SETTLE: Duration = Duration::from_millis(1500);
+/// The longest a seen change waits for the inputs to settle.
+const INPUTS_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// A change of the discovery inputs waiting to settle (see [`rediscover_if_inputs_changed`]).
+#[derive(Debug, Default)]
+pub struct InputsDebounce {
+    pending: Option<PendingChange>,
+}
+
+/// Discovery inputs seen differing from those the last discovery read.
+#[derive(Debug)]
+struct PendingChange {
+    /// Their fingerprint as last seen.
+    fingerprint: Vec<Option<(u64, i64, i64)>>,
+    /// When they were first seen changed.
+    first: Instant,
+    /// When the fingerprint last changed.
+    quiet_since: Instant,
+}
+
+/// Runs discovery again when its inputs changed since the last one and have been quiet for
+/// [`INPUTS_SETTLE`] (or changed for [`INPUTS_MAX_WAIT`]). Only roots that are new or whose
+/// definition changed are scanned: a user editing their environment.d costs everyone else
+/// nothing but the cheap discovery itself (bounded reads of a few small files per user).
+pub async fn rediscover_if_inputs_changed(state: &Arc<DaemonState>, debounce: &mut InputsDebounce) {
     let (inputs, before) = {
         let caches = state.caches.read().expect("caches lock");
         (caches.inputs.clone(), caches.inputs_fingerprint.clone())
@@ -317,10 +426,30 @@ pub async fn rediscover_if_inputs_changed(state: &Arc<DaemonState>) {
     let now = tokio::task::spawn_blocking(move || roots::inputs_fingerprint(&inputs))
         .await
         .unwrap_or_default();
-    if now != before {
-        tracing::info!("a user's Go or session environment changed: discovering roots again");
-        if let Err(e) = rescan_all(state).await {
-            tracing::warn!(error = %format!("{e:#}"), "rediscovery failed");
-        }
+    if now == before {
+        debounce.pending = None;
+        return;
+    }
+    let at = Instant::now();
+    let (first, quiet_since) = match debounce.pending.take() {
+        Some(p) if p.fingerprint == now => (p.first, p.quiet_since),
+        Some(p) => (p.first, at),
+        None => (at, at),
+    };
+    if at.duration_since(quiet_since) < INPUTS_SETTLE && at.duration_since(first) < INPUTS_MAX_WAIT
+    {
+        debounce.pending = Some(PendingChange {
+            fingerprint: now,
+            first,
+            quiet_since,
+        });
+        return;
+    }
+    tracing::info!(
+        "a user's Go or session environment changed: discovering roots again (scanning only \
+         roots that are new or changed)"
+    );
+    if let Err(e) = rediscover(state, Rescan::Changed).await {
+        tracing::warn!(error = %format!("{e:#}"), "rediscovery failed");
     }
 }

@@ -399,6 +399,18 @@ fn describe(f: &Finding) -> String {
             s
         }
         Finding::Unreadable { part, error } => format!("{} unreadable: {error}", part.as_str()),
+        Finding::TooLarge {
+            part,
+            file,
+            size,
+            limit,
+        } => format!(
+            "{} {}{size} bytes, over Go's module size limit of {} MiB: not hashed",
+            part.as_str(),
+            file.as_ref()
+                .map_or_else(|| "total ".to_owned(), |f| format!("file {f} is ")),
+            limit >> 20
+        ),
         Finding::Incomplete(IncompleteReason::Partial) => {
             "extraction did not finish (.partial)".to_owned()
         }

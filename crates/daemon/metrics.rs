@@ -148,6 +148,11 @@ pub struct WatchMetrics {
     pub watches: Gauge,
     pub overflows: Counter,
     pub limit_hits: Counter,
+    /// Roots holding their whole share of the watch budget (checked by periodic scans).
+    pub roots_over_share: Gauge,
+    /// Scans of one root (every root of a full scan counts; so does each backstop scan of a
+    /// root over its share): shows which rediscoveries scanned what.
+    pub root_scans: Counter,
     pub repairs: Counter,
     pub quarantined: Counter,
     pub heal_latency: Histogram,
@@ -159,6 +164,8 @@ impl Default for WatchMetrics {
             watches: Gauge::default(),
             overflows: Counter::default(),
             limit_hits: Counter::default(),
+            roots_over_share: Gauge::default(),
+            root_scans: Counter::default(),
             repairs: Counter::default(),
             quarantined: Counter::default(),
             heal_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -182,6 +189,17 @@ impl WatchMetrics {
             "goguard_watch_limit_hits",
             "Directories left unwatched because the watch limit was reached",
             self.limit_hits.clone(),
+        );
+        r.register(
+            "goguard_roots_over_watch_share",
+            "Roots holding their whole share of the inotify watch budget (the rest of each is \
+             checked by periodic scans)",
+            self.roots_over_share.clone(),
+        );
+        r.register(
+            "goguard_root_scans",
+            "Scans of one root (a full scan counts each root)",
+            self.root_scans.clone(),
         );
         r.register(
             "goguard_self_heal_repairs",

@@ -9,8 +9,16 @@
 //! source is that device, or, for a non-block `dev=`, when its mount's
 //! filesystem type (from `/proc/self/mountinfo`) is that name. Only candidate
 //! roots are walked, with goguard-fs's fd-based walk (no symlink followed, no
-//! mount crossed), stopping at the first entry with that inode and name, and
-//! after [`MAX_WALK_ENTRIES`] entries per resolution. Answers are cached,
+//! mount crossed), and after [`MAX_WALK_ENTRIES`] entries per resolution. An
+//! entry is the target when its inode, name, kind (`tclass`) and, when it is
+//! labeled, its SELinux type (`tcontext`) all match ([`fits`]).
+//!
+//! A block device's `dev=` names one filesystem: the first match wins. A
+//! type name (`tmpfs`, `overlay`) names none in particular: every tmpfs has
+//! its own inode numbers, so the same `ino=` exists on each (a user's file on
+//! one, an admin's root on another). There the walk goes on through every
+//! candidate root, and matches on more than one device (`st_dev`) make the
+//! answer ambiguous: nothing is resolved ([`pick`]). Answers are cached,
 //! bounded; a cached path is checked again (one `openat2`) before it is used.
 //!
 //! The matching rules are pure functions ([`parse_mountinfo`],
@@ -146,6 +154,47 @@ pub fn is_target(entry_ino: u64, entry_name: &[u8], ino: u64, name: Option<&str>
     entry_ino == ino && name.is_none_or(|n| n.as_bytes() == entry_name || entry_name == b".")
 }
 
+/// Whether an entry of `kind` labeled `label` can be the target of an AVC with `tclass`
+/// and `tcontext`: the kind must be the class's, and a labeled entry's SELinux type must be
+/// the target context's (an unlabeled entry, on a host or filesystem without labels, is
+/// judged by kind only). Unknown classes do not rule an entry out.
+pub fn fits(
+    kind: goguard_fs::FileKind,
+    label: Option<&str>,
+    tclass: Option<&str>,
+    tcontext: Option<&str>,
+) -> bool {
+    use goguard_fs::FileKind as K;
+    let kind_ok = match tclass {
+        Some("file") => kind == K::File,
+        Some("dir") => kind == K::Dir,
+        Some("lnk_file") => kind == K::Symlink,
+        Some("fifo_file") => kind == K::Fifo,
+        Some("sock_file") => kind == K::Socket,
+        Some("chr_file") => kind == K::CharDevice,
+        Some("blk_file") => kind == K::BlockDevice,
+        _ => true,
+    };
+    let type_of = |c: &str| c.split(':').nth(2).map(str::to_owned);
+    let label_ok = match (label, tcontext) {
+        (Some(l), Some(t)) => type_of(l) == type_of(t),
+        _ => true,
+    };
+    kind_ok && label_ok
+}
+
+/// The answer from the matches found, each with its device: for a block device (`exact`)
+/// the first; for a filesystem type name, the match only when every match lies on one
+/// device (more than one device: ambiguous, `None`).
+pub fn pick(matches: &[(PathBuf, u64)], exact: bool) -> Option<PathBuf> {
+    let (first, dev) = matches.first()?;
+    if exact || matches.iter().all(|(_, d)| d == dev) {
+        Some(first.clone())
+    } else {
+        None
+    }
+}
+
 /// (dev, ino, name) of an AVC that lacks a full path; `None` when it has one
 /// or lacks any of them.
 pub fn unresolved(avc: &Avc) -> Option<(String, u64, Option<String>)> {
@@ -156,7 +205,8 @@ pub fn unresolved(avc: &Avc) -> Option<(String, u64, Option<String>)> {
     Some((avc.dev.clone()?, ino, avc.name.clone()))
 }
 
-type Key = (String, u64, Option<String>);
+/// (dev, ino, name, tclass, tcontext).
+type Key = (String, u64, Option<String>, Option<String>, Option<String>);
 
 /// Finds targets by inode inside the roots, with a bounded cache.
 #[derive(Default)]
@@ -185,7 +235,8 @@ impl InodeResolver {
     /// go-related; other denials are looked up within a time budget.
     /// Blocking (walks).
     pub fn resolve(&mut self, avc: &Avc, roots: &[PathBuf], go_related: bool) -> Option<PathBuf> {
-        let key = unresolved(avc)?;
+        let (dev, ino, name) = unresolved(avc)?;
+        let key: Key = (dev, ino, name, avc.tclass.clone(), avc.tcontext.clone());
         if roots.is_empty() {
             return None;
         }
@@ -211,7 +262,13 @@ impl InodeResolver {
             }
             return None;
         }
-        let (found, cost) = find(&key.0, key.1, key.2.as_deref(), roots);
+        let target = Target {
+            ino: key.1,
+            name: key.2.as_deref(),
+            tclass: key.3.as_deref(),
+            tcontext: key.4.as_deref(),
+        };
+        let (found, cost) = find(&key.0, &target, roots);
         let spent = if go_related {
             spent
         } else {
@@ -288,24 +345,31 @@ fn block_device(name: &str) -> Option<u64> {
     Some(rustix::fs::makedev(maj.parse().ok()?, min.parse().ok()?))
 }
 
-/// Walks the candidate roots for the entry; the first match wins.
-pub fn find(
-    avc_dev: &str,
-    ino: u64,
-    name: Option<&str>,
-    roots: &[PathBuf],
-) -> (Option<PathBuf>, WalkCost) {
+/// What an AVC says of its target.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub ino: u64,
+    pub name: Option<&'a str>,
+    pub tclass: Option<&'a str>,
+    pub tcontext: Option<&'a str>,
+}
+
+/// Walks the candidate roots for the entry: on a block device the first match wins; on a
+/// filesystem named by type every candidate is walked and the answer must lie on one
+/// device ([`pick`]).
+pub fn find(avc_dev: &str, target: &Target<'_>, roots: &[PathBuf]) -> (Option<PathBuf>, WalkCost) {
     let started = Instant::now();
     let mut cost = WalkCost::default();
     let filesystems = root_filesystems(roots);
     let block = block_device(avc_dev);
+    let exact = block.is_some();
     let mut candidates = candidate_roots(avc_dev, block, &filesystems);
     // Nested roots: walk the outer one only (it covers the inner one).
     candidates.sort_by_key(|p| p.components().count());
     let mut walked: Vec<&Path> = Vec::new();
-    let mut found = None;
+    let mut matches: Vec<(PathBuf, u64)> = Vec::new();
     for root in candidates {
-        if found.is_some() || cost.entries >= MAX_WALK_ENTRIES {
+        if (exact && !matches.is_empty()) || cost.entries >= MAX_WALK_ENTRIES {
             break;
         }
         if walked.iter().any(|w| root.starts_with(w)) {
@@ -318,9 +382,18 @@ pub fn find(
         cost.roots_walked += 1;
         let mut visitor = FnVisitor(|e: &goguard_fs::WalkEntry<'_>| {
             cost.entries += 1;
-            if is_target(e.meta.ino, e.name.to_bytes(), ino, name) {
-                found = Some(root.join(e.rel));
-                return Control::Stop;
+            if is_target(e.meta.ino, e.name.to_bytes(), target.ino, target.name)
+                && fits(
+                    e.meta.kind,
+                    e.label().ok().flatten().as_deref(),
+                    target.tclass,
+                    target.tcontext,
+                )
+            {
+                matches.push((root.join(e.rel), e.meta.dev));
+                if exact {
+                    return Control::Stop;
+                }
             }
             if cost.entries >= MAX_WALK_ENTRIES {
                 return Control::Stop;
@@ -330,6 +403,16 @@ pub fn find(
         goguard_fs::walk(&dir, &WalkOptions::default(), &mut visitor);
     }
     cost.elapsed = started.elapsed();
+    let found = pick(&matches, exact);
+    if found.is_none() && !matches.is_empty() {
+        tracing::info!(
+            dev = avc_dev,
+            ino = target.ino,
+            matches = matches.len(),
+            "audit: a target named only by filesystem type and inode matches entries on more \
+             than one filesystem: not resolved"
+        );
+    }
     // `root.join("")` (the root itself) ends in '/': drop it.
     let found = found.map(|p: PathBuf| {
         let b = p.as_os_str().as_bytes();
@@ -427,6 +510,40 @@ bad line
     }
 
     #[test]
+    fn kind_and_label_type_must_fit_the_avc() {
+        use goguard_fs::FileKind as K;
+        let t = Some("system_u:object_r:cache_home_t:s0");
+        assert!(fits(
+            K::File,
+            Some("u:object_r:cache_home_t:s0"),
+            Some("file"),
+            t
+        ));
+        assert!(!fits(
+            K::File,
+            Some("u:object_r:tmpfs_t:s0"),
+            Some("file"),
+            t
+        ));
+        assert!(!fits(K::Dir, None, Some("file"), t));
+        assert!(
+            fits(K::File, None, Some("file"), t),
+            "unlabeled: by kind only"
+        );
+        assert!(fits(K::Dir, None, Some("process"), None));
+    }
+
+    #[test]
+    fn a_type_named_filesystem_answers_only_from_one_device() {
+        let a = (PathBuf::from("/srv/admin/f"), 10);
+        let b = (PathBuf::from("/home/u/tmp/f"), 11);
+        assert_eq!(pick(std::slice::from_ref(&a), false), Some(a.0.clone()));
+        assert_eq!(pick(&[a.clone(), b.clone()], false), None);
+        assert_eq!(pick(&[a.clone(), b], true), Some(a.0.clone()));
+        assert_eq!(pick(&[], false), None);
+    }
+
+    #[test]
     fn device_names_are_one_component() {
         assert!(is_device_name("dm-0"));
         assert!(is_device_name("sda1"));
@@ -460,12 +577,27 @@ bad line
         } else {
             mount.fstype.clone()
         };
-        let (found, cost) = find(&dev_name, md.ino(), Some("target.go"), &roots);
+        let t = |name| Target {
+            ino: md.ino(),
+            name: Some(name),
+            tclass: Some("file"),
+            tcontext: None,
+        };
+        let (found, cost) = find(&dev_name, &t("target.go"), &roots);
         assert_eq!(found.as_deref(), Some(root.join("a/b/target.go").as_path()));
         assert_eq!(cost.roots_walked, 1);
         assert!(cost.entries <= 5, "{cost:?}");
-        let (none, _) = find(&dev_name, md.ino(), Some("other.go"), &roots);
+        let (none, _) = find(&dev_name, &t("other.go"), &roots);
         assert_eq!(none, None);
+        let (dir_class, _) = find(
+            &dev_name,
+            &Target {
+                tclass: Some("dir"),
+                ..t("target.go")
+            },
+            &roots,
+        );
+        assert_eq!(dir_class, None, "a file is not the target of a dir AVC");
     }
 
     #[test]

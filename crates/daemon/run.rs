@@ -253,6 +253,7 @@ pub async fn run(
     // Discovery inputs (passwd, go env files, environment.d) are checked
     // every 2 s; a change runs discovery (and a scan) again.
     let mut inputs_tick = tokio::time::interval(Duration::from_secs(2));
+    let mut inputs_debounce = crate::healing::InputsDebounce::default();
     // Retention runs an hour after start, then hourly.
     let hour = Duration::from_secs(3600);
     let mut retention_tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
@@ -311,7 +312,9 @@ pub async fn run(
             _ = stop_requested.changed() => break Ok(()),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
             _ = retention_tick.tick() => apply_retention(&state).await,
-            _ = inputs_tick.tick() => crate::healing::rediscover_if_inputs_changed(&state).await,
+            _ = inputs_tick.tick() => {
+                crate::healing::rediscover_if_inputs_changed(&state, &mut inputs_debounce).await
+            }
             _ = scan_tick.tick(), if scan_every > 0 => {
                 if let Err(e) = crate::healing::rescan_all(&state).await {
                     tracing::warn!(error = %format!("{e:#}"), "periodic scan failed");

@@ -66,23 +66,22 @@ impl GoGuardService {
                 .collect());
         }
         let path = roots::normalize_request_path(root).map_err(Status::invalid_argument)?;
-        let all = crate::hygiene_task::roots_of(&self.state, kind, Some(&path));
-        let Some(r) = all.into_iter().next() else {
-            return Err(Status::not_found(format!(
-                "{} is not a {} root goguardd guards (or it does not exist yet); see `goguardctl roots`",
+        // A root the caller may not use is answered exactly as a path that is no root at all:
+        // the reply says nothing about other users' roots (whether one exists, its owner or
+        // kind).
+        match crate::hygiene_task::roots_of(&self.state, kind, Some(&path))
+            .into_iter()
+            .next()
+        {
+            Some(r) if allowed(&r) => Ok(vec![r]),
+            _ => Err(Status::not_found(format!(
+                "{} is not a {} root goguardd guards{} (or it does not exist yet); see \
+                 `goguardctl roots`",
                 path.display(),
-                kind.as_str()
-            )));
-        };
-        if !allowed(&r) {
-            return Err(Status::permission_denied(format!(
-                "{} ({}) is not owned by uid {}; only its owner or an admin may do this",
-                r.path.display(),
-                roots::origin(&r),
-                caller.uid
-            )));
+                kind.as_str(),
+                for_caller(caller)
+            ))),
         }
-        Ok(vec![r])
     }
 
     /// Runs one handler, recording its outcome in metrics and logs.
@@ -105,6 +104,14 @@ impl GoGuardService {
             tracing::info!(method, code = ?status.code(), error = status.message(), "rpc refused or failed");
         }
         result
+    }
+}
+
+/// `" for uid N"` for an ordinary user (who sees only their own roots), nothing for an admin.
+fn for_caller(caller: &authz::Caller) -> String {
+    match caller.role {
+        Role::Admin => String::new(),
+        Role::User => format!(" for uid {}", caller.uid),
     }
 }
 
@@ -423,22 +430,18 @@ impl GoGuard for GoGuardService {
             }
             let root_path = {
                 let caches = self.state.caches.read().expect("caches lock");
-                let Some(rs) = caches.root_for(&path) else {
-                    return Err(Status::permission_denied(format!(
-                        "{} is not inside any cache root goguardd guards; see `goguardctl roots`",
-                        path.display()
+                // Outside every root, or inside one the caller may not repair: the same
+                // answer, so a user learns nothing about roots they may not see.
+                let rs = caches.root_for(&path).filter(|rs| {
+                    caller.role == Role::Admin || roots::owned_by(&rs.root, caller.uid)
+                });
+                let Some(rs) = rs else {
+                    return Err(Status::not_found(format!(
+                        "{} is not inside any cache root goguardd guards{}; see `goguardctl roots`",
+                        path.display(),
+                        for_caller(&caller)
                     )));
                 };
-                if caller.role != Role::Admin && !roots::owned_by(&rs.root, caller.uid) {
-                    return Err(Status::permission_denied(format!(
-                        "{} lies in the root {} ({}), which uid {} does not own; only its owner \
-                         or an admin may repair it",
-                        path.display(),
-                        rs.root.path.display(),
-                        roots::origin(&rs.root),
-                        caller.uid
-                    )));
-                }
                 rs.root.path.clone()
             };
             let report = crate::healing::requested_repair(

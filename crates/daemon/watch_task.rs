@@ -5,10 +5,19 @@
 //! journals, and the event stream and metrics report.
 //!
 //! Overflows and watch limits are answered with a full rescan and a metric,
-//! never with silence. A path that keeps drifting back is quarantined by the
+//! never with silence (a rescan runs in its own task; requests made while one
+//! runs are coalesced into one more). A path that keeps drifting back is quarantined by the
 //! loop guard and alerted on instead of fought over.
+//!
+//! Fairness: each root may hold its share of `[scan] max_watches` (the budget split evenly
+//! between the roots), or half of what the other roots leave if that is more, so one user's
+//! huge tree cannot leave other users' roots unwatched while spare budget is still used
+//! (goguard-watch's `Watcher::root_cap`). A root that reaches its cap is listed in `status` (watcher degraded, with
+//! the root and why) and is scanned on its own every `[scan] limited_rescan_secs`, in a
+//! task of its own so healing and signals are not held up. Walks stop at once when
+//! goguardd is stopping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +51,13 @@ struct Watched {
     /// Set once the watch limit stopped a walk: what `status` shows as the
     /// watcher's degradation (the unwatched part stays so until a restart).
     limited: Option<String>,
+    /// Roots a watch limit (their share, or the whole budget) stopped, by id, with the
+    /// reason `status` shows: scanned on their own every `limited_rescan_secs`.
+    partial: BTreeMap<u32, String>,
+    /// Each root's share of the watch budget as last set.
+    share: usize,
+    /// The watcher's counts as of the last sync (for `status`).
+    summary: String,
 }
 
 /// Paths waiting for a worker, each once, in the order first seen.
@@ -70,8 +86,14 @@ impl Pending {
 pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut watcher = Watcher::new(WatchConfig {
         max_watches: state.config().scan.max_watches.0 as usize,
+        interrupt: Some(crate::daemon_state::stop_flag()),
         ..WatchConfig::default()
     })?;
+    let backstop_every = Duration::from_secs(state.config().scan.limited_rescan_secs.0);
+    let mut backstop =
+        tokio::time::interval_at(tokio::time::Instant::now() + backstop_every, backstop_every);
+    backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backstop_task: Option<tokio::task::JoinHandle<()>> = None;
     let mut pool = HealPool::start(&state)?;
     let mut generation = state.roots_generation.subscribe();
     let mut watched = Watched::default();
@@ -82,6 +104,10 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
     // When the oldest notice of the batch being healed was read.
     let mut in_flight_since = Instant::now();
     let mut stats_at = Instant::now();
+    // Also wakes an idle loop, so `status` shows the counts after a burst.
+    let mut stats_tick = tokio::time::interval(STATS_EVERY);
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rescans = Rescans::default();
     loop {
         tokio::select! {
             first = watcher.next(), if pending.order.len() < PENDING_MAX => {
@@ -100,13 +126,32 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
                         }
                     }
                 }
-                if rescan
-                    && let Err(e) = crate::healing::rescan_all(&state).await
-                {
-                    tracing::warn!(error = %format!("{e:#}"), "rescan failed");
+                if rescan {
+                    rescans.request(&state);
+                }
+            }
+            _ = async { rescans.task.as_mut().expect("guarded").await }, if rescans.task.is_some() => {
+                rescans.task = None;
+                if std::mem::take(&mut rescans.again) {
+                    rescans.request(&state);
                 }
             }
             done = pool.next_done() => announce(&state, done, in_flight_since),
+            _ = stats_tick.tick() => {}
+            _ = backstop.tick(), if !watched.partial.is_empty() => {
+                // One backstop scan at a time, off this loop.
+                if backstop_task.as_ref().is_none_or(|t| t.is_finished()) {
+                    let paths: Vec<PathBuf> = watched
+                        .partial
+                        .keys()
+                        .filter_map(|id| watched.by_id.get(id).map(|r| r.path.clone()))
+                        .collect();
+                    let st = state.clone();
+                    backstop_task = Some(tokio::spawn(async move {
+                        crate::healing::rescan_roots(&st, paths).await;
+                    }));
+                }
+            }
             _ = generation.changed() => {
                 tokio::task::block_in_place(|| sync_roots(&state, &mut watcher, &mut watched));
             }
@@ -138,7 +183,37 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> an
         if stats_at.elapsed() >= STATS_EVERY {
             stats_at = Instant::now();
             state.metrics.watch.watches.set(watcher.watches() as i64);
+            let summary = summary(watcher.watches(), &watched);
+            if summary != watched.summary {
+                watched.summary = summary;
+                show(&state, &watched);
+            }
         }
+    }
+}
+
+/// Full rescans the watcher asks for (an overflow, a root that appeared): run in a task of
+/// their own, so healing goes on meanwhile, and coalesced: requests while one runs make one
+/// more afterwards, never a queue (a user making directories faster than inotify delivers
+/// them overflows the queue again and again).
+#[derive(Default)]
+struct Rescans {
+    task: Option<tokio::task::JoinHandle<()>>,
+    again: bool,
+}
+
+impl Rescans {
+    fn request(&mut self, state: &Arc<DaemonState>) {
+        if self.task.is_some() {
+            self.again = true;
+            return;
+        }
+        let st = state.clone();
+        self.task = Some(tokio::spawn(async move {
+            if let Err(e) = crate::healing::rescan_all(&st).await {
+                tracing::warn!(error = %format!("{e:#}"), "rescan failed");
+            }
+        }));
     }
 }
 
@@ -178,23 +253,56 @@ fn note(
             tracing::warn!("inotify queue overflowed: rescanning every root");
             return true;
         }
-        Ok(Notice::WatchLimit { root_id, rel_path }) => {
+        Ok(Notice::WatchLimit {
+            root_id,
+            rel_path,
+            root_share,
+        }) => {
             state.metrics.watch.limit_hits.inc();
             let root = root_path(&root_id);
-            tracing::warn!(
-                root = ?root,
-                path = %rel_path.display(),
-                "inotify watch limit reached: this part is checked by periodic scans only \
-                 (raise fs.inotify.max_user_watches)"
-            );
-            let at = match root {
-                Some(r) => std::path::Path::new(&r)
-                    .join(&rel_path)
-                    .display()
-                    .to_string(),
-                None => rel_path.display().to_string(),
-            };
-            mark_limited(state, watched, &at);
+            if let Some(r) = &root
+                && !watched.partial.contains_key(&root_id)
+            {
+                // Once per root: one user making thousands of directories past their
+                // share must not flood the log.
+                tracing::warn!(
+                    root = %r,
+                    path = %rel_path.display(),
+                    root_share,
+                    "inotify watch limit reached: the rest of this root is checked by \
+                     periodic scans only"
+                );
+                let why = if root_share {
+                    format!(
+                        "{r} holds its share of the inotify watch budget (every root may hold \
+                         {} watches, or half of what the other roots leave): directories \
+                         beyond are checked by a scan of this root every {} s",
+                        watched.share,
+                        state.config().scan.limited_rescan_secs.0
+                    )
+                } else {
+                    format!(
+                        "{r} reached the inotify watch limit at {}: directories beyond are \
+                         checked by a scan of this root every {} s",
+                        std::path::Path::new(r).join(&rel_path).display(),
+                        state.config().scan.limited_rescan_secs.0
+                    )
+                };
+                watched.partial.insert(root_id, why);
+                state
+                    .metrics
+                    .watch
+                    .roots_over_share
+                    .set(watched.partial.len() as i64);
+                if !root_share {
+                    let at = std::path::Path::new(r)
+                        .join(&rel_path)
+                        .display()
+                        .to_string();
+                    mark_limited(state, watched, &at);
+                }
+                show(state, watched);
+            }
         }
         Err(e) => tracing::warn!(error = %e, "reading inotify failed"),
     }
@@ -229,22 +337,26 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
         if let Some(id) = watched.ids.remove(&p) {
             watcher.remove_root(id);
             watched.by_id.remove(&id);
+            watched.partial.remove(&id);
         }
     }
+    // Each root's fair share of the budget (a root may take more only up to half of what the
+    // others leave): a root with a huge tree stops there.
+    let budget = state.config().scan.max_watches.0 as usize;
+    watched.share = (budget / wanted.len().max(1)).max(1);
+    watcher.set_root_share(watched.share);
     let mut next_id = watched.ids.values().copied().max().map_or(0, |m| m + 1);
     for root in wanted {
         if let Some(id) = watched.ids.get(&root.path) {
             watched.by_id.insert(*id, root);
             continue;
         }
+        if crate::daemon_state::stopping() {
+            break;
+        }
+        // A limit hit queues a `WatchLimit` notice: `note` records it.
         match watcher.add_root(next_id, &root.path) {
-            Ok(report) => {
-                if report.limit_hit {
-                    state.metrics.watch.limit_hits.inc();
-                    watched
-                        .limited
-                        .get_or_insert_with(|| limit_detail(&root.path.display().to_string()));
-                }
+            Ok(_) => {
                 watched.ids.insert(root.path.clone(), next_id);
                 watched.by_id.insert(next_id, root);
                 next_id += 1;
@@ -254,16 +366,41 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
     }
     let stats = watcher.stats();
     state.metrics.watch.watches.set(stats.watches as i64);
-    let summary = format!("{} roots, {} inotify watches", stats.roots, stats.watches);
-    match &watched.limited {
-        Some(why) => state.components.set(
+    state
+        .metrics
+        .watch
+        .roots_over_share
+        .set(watched.partial.len() as i64);
+    watched.summary = summary(stats.watches, watched);
+    show(state, watched);
+}
+
+/// The watcher's counts for `status`.
+fn summary(watches: usize, watched: &Watched) -> String {
+    format!(
+        "{} roots, {watches} inotify watches ({} guaranteed per root)",
+        watched.by_id.len(),
+        watched.share
+    )
+}
+
+/// The watcher's line in `status`: degraded, naming each root a limit stopped and the
+/// global limit, or running.
+fn show(state: &DaemonState, watched: &Watched) {
+    let mut why: Vec<&str> = watched.partial.values().map(String::as_str).collect();
+    if let Some(global) = &watched.limited {
+        why.push(global);
+    }
+    if why.is_empty() {
+        state
+            .components
+            .set(WATCHER, ComponentState::Running, watched.summary.clone());
+    } else {
+        state.components.set(
             WATCHER,
             ComponentState::Degraded,
-            format!("{summary}; {why}"),
-        ),
-        None => state
-            .components
-            .set(WATCHER, ComponentState::Running, summary),
+            format!("{}; {}", watched.summary, why.join("; ")),
+        );
     }
 }
 
@@ -281,11 +418,8 @@ fn mark_limited(state: &DaemonState, watched: &mut Watched, at: &str) {
     if watched.limited.is_some() {
         return;
     }
-    let why = limit_detail(at);
-    state
-        .components
-        .set(WATCHER, ComponentState::Degraded, why.clone());
-    watched.limited = Some(why);
+    watched.limited = Some(limit_detail(at));
+    show(state, watched);
 }
 
 /// Journals, counts, logs and announces one worker's share of a batch:

@@ -302,26 +302,79 @@ pub(crate) fn check_rel(op: Op, rel: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Longest relative path handed to one `openat2` (the kernel refuses a path of `PATH_MAX`,
+/// 4096 bytes, or more with `ENAMETOOLONG`).
+const STEP_BYTES: usize = 3072;
+
 /// `openat2(dir, rel, flags, RESOLVE_BENEATH|NO_SYMLINKS|NO_MAGICLINKS|NO_XDEV)`, with the
 /// kernel's refusals mapped to typed errors.
+///
+/// A `rel` too long for one call (entries deeper than `PATH_MAX`) is reached in steps: each
+/// run of whole components shorter than [`STEP_BYTES`] is opened `O_PATH|O_DIRECTORY`
+/// relative to the previous step's fd with the same `RESOLVE_*` flags, so every step stays
+/// beneath the last (and so beneath `dir`), follows no symlink and crosses no mount; the
+/// last run is opened with `flags`. A single component is at most `NAME_MAX` (255) bytes.
 pub(crate) fn openat2_beneath(
     dir: BorrowedFd<'_>,
     rel: &Path,
     flags: OFlags,
     op: Op,
 ) -> Result<OwnedFd> {
+    if rel.as_os_str().len() >= STEP_BYTES {
+        return openat2_in_steps(dir, rel, flags, op);
+    }
     let rel_os: &OsStr = if rel.as_os_str().is_empty() {
         OsStr::new(".")
     } else {
         rel.as_os_str()
     };
+    openat2_retry(dir, rel_os, flags).map_err(|e| map_resolve_error(op, rel, e))
+}
+
+fn openat2_retry(dir: BorrowedFd<'_>, rel: &OsStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     loop {
-        match rustix::fs::openat2(dir, rel_os, flags, Mode::empty(), RESOLVE) {
-            Ok(fd) => return Ok(fd),
+        match rustix::fs::openat2(dir, rel, flags, Mode::empty(), RESOLVE) {
             Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
-            Err(e) => return Err(map_resolve_error(op, rel, e)),
+            r => return r,
         }
     }
+}
+
+/// [`openat2_beneath`] for a path of `STEP_BYTES` or more, in steps of whole components.
+fn openat2_in_steps(dir: BorrowedFd<'_>, rel: &Path, flags: OFlags, op: Op) -> Result<OwnedFd> {
+    let steps = path_steps(rel);
+    let mut held: Option<OwnedFd> = None;
+    let last = steps.len() - 1;
+    for (i, step) in steps.iter().enumerate() {
+        let at = held.as_ref().map_or(dir, |fd| fd.as_fd());
+        let step_flags = if i == last {
+            flags
+        } else {
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+        };
+        let fd = openat2_retry(at, OsStr::from_bytes(step), step_flags)
+            .map_err(|e| map_resolve_error(op, rel, e))?;
+        held = Some(fd);
+    }
+    Ok(held.expect("at least one step"))
+}
+
+/// `rel` cut into runs of whole components, each shorter than [`STEP_BYTES`].
+fn path_steps(rel: &Path) -> Vec<Vec<u8>> {
+    let mut steps: Vec<Vec<u8>> = vec![Vec::new()];
+    for c in rel.components() {
+        let name = c.as_os_str().as_bytes();
+        let cur = steps.last_mut().expect("never empty");
+        if !cur.is_empty() && cur.len() + 1 + name.len() >= STEP_BYTES {
+            steps.push(name.to_vec());
+        } else {
+            if !cur.is_empty() {
+                cur.push(b'/');
+            }
+            cur.extend_from_slice(name);
+        }
+    }
+    steps
 }
 
 /// Maps an `openat2` error with our `RESOLVE_*` flags to a typed error.
@@ -358,5 +411,77 @@ mod tests {
         assert!(check_rel(Op::Open, Path::new("a/../b")).is_err());
         assert!(check_rel(Op::Open, Path::new("..")).is_err());
         assert!(check_rel(Op::Open, Path::new("/etc")).is_err());
+    }
+
+    #[test]
+    fn long_paths_are_cut_at_whole_components() {
+        let name = "n".repeat(200);
+        let rel: PathBuf = std::iter::repeat_n(name.as_str(), 40).collect();
+        let steps = path_steps(&rel);
+        assert!(steps.len() >= 3, "{}", steps.len());
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.len() < STEP_BYTES && !s.starts_with(b"/"))
+        );
+        assert_eq!(steps.join(&b'/'), rel.as_os_str().as_bytes());
+    }
+
+    #[test]
+    fn entries_deeper_than_path_max_are_opened_in_steps_and_stay_confined() {
+        let tmp = tempfile::tempdir().unwrap();
+        let name = "d".repeat(200);
+        let top = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let mut fd = top;
+        for _ in 0..30 {
+            rustix::fs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            fd = rustix::fs::openat(
+                &fd,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY,
+                Mode::empty(),
+            )
+            .unwrap();
+        }
+        rustix::fs::openat(
+            &fd,
+            "f",
+            OFlags::CREATE | OFlags::WRONLY,
+            Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        // A symlink to the outside half-way down.
+        let mut mid = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        for _ in 0..20 {
+            mid = rustix::fs::openat(&mid, name.as_str(), OFlags::RDONLY, Mode::empty()).unwrap();
+        }
+        rustix::fs::symlinkat("/", &mid, "up").unwrap();
+
+        let root = RootDir::open(tmp.path()).unwrap();
+        let deep: PathBuf = std::iter::repeat_n(name.as_str(), 30)
+            .chain(["f"])
+            .collect();
+        assert!(deep.as_os_str().len() > 4096);
+        let e = root.open_entry(&deep).unwrap();
+        assert_eq!(e.meta().mode & 0o777, 0o600);
+        let via_link: PathBuf = std::iter::repeat_n(name.as_str(), 20)
+            .chain(["up", "etc"])
+            .chain(std::iter::repeat_n("x", 2000))
+            .collect();
+        assert!(via_link.as_os_str().len() > 4096);
+        assert!(matches!(
+            root.open_entry(&via_link),
+            Err(FsError::Symlink { .. })
+        ));
     }
 }

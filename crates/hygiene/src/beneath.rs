@@ -92,6 +92,28 @@ pub fn read_small(dir: BorrowedFd<'_>, rel: &Path, limit: usize) -> io::Result<V
     Ok(buf)
 }
 
+/// The whole of a regular file beneath `dir` when it holds at most `limit` bytes; a longer
+/// one is an [`io::ErrorKind::FileTooLarge`] error naming the limit (never read further).
+pub fn read_bounded(dir: BorrowedFd<'_>, rel: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let f = open_file(dir, rel)?;
+    let size = f.metadata()?.len();
+    let too_large = || {
+        io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("larger than {limit} bytes: not read"),
+        )
+    };
+    if size > limit {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
 /// [`read_small`] without updating the file's atime (`O_NOATIME`: reading a cache entry
 /// to decide whether to keep it must not dirty its inode). `O_NOATIME` needs the file's owner
 /// or `CAP_FOWNER`; without them (`EPERM`) the file is read the ordinary way.
@@ -353,6 +375,11 @@ mod tests {
             b"hello"
         );
         assert!(read_small_noatime(fd, Path::new("link"), 9).is_err());
+        assert_eq!(read_bounded(fd, Path::new("file"), 5).unwrap(), b"hello");
+        assert_eq!(
+            read_bounded(fd, Path::new("file"), 4).unwrap_err().kind(),
+            io::ErrorKind::FileTooLarge
+        );
 
         // A symlink is never unlinked through this API, and never followed.
         let st = stat_at(fd, c"link").unwrap();

@@ -13,9 +13,12 @@
 //! - go.sum's `/go.mod` lines: `Hash1([]string{"go.mod"}, the .mod file's bytes)`
 //!   (`modfetch.goModSum`, fetch.go l.585).
 //!
-//! Everything streams: content is read in chunks, never loaded whole. This module must never
+//! Everything streams: content is read in chunks, never loaded whole, and callers that hash
+//! what users wrote cap the total with a [`Budget`] (a zip bomb or a file that grows while
+//! it is hashed stops at the cap with [`io::ErrorKind::FileTooLarge`]). This module must never
 //! open a file itself: callers hand it readers (an opener closure, or a zip reader).
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read, Seek};
 
@@ -196,7 +199,121 @@ pub fn summarize_zip<R: Read + Seek>(reader: R) -> Result<Summary, DirhashError>
     })
 }
 
+/// Bytes that may still be read while hashing one part (shared by its files).
+#[derive(Debug)]
+pub struct Budget {
+    left: Cell<u64>,
+    limit: u64,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            left: Cell::new(limit),
+            limit,
+        }
+    }
+
+    /// The limit it was made with.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Bytes read so far.
+    pub fn used(&self) -> u64 {
+        self.limit - self.left.get()
+    }
+
+    /// `r`, failing with [`io::ErrorKind::FileTooLarge`] once more than the budget's bytes
+    /// have been read through all the readers it capped.
+    pub fn cap<R: Read>(&self, r: R) -> Capped<'_, R> {
+        Capped {
+            inner: r,
+            budget: self,
+        }
+    }
+}
+
+/// A reader whose bytes count against a [`Budget`].
+#[derive(Debug)]
+pub struct Capped<'a, R> {
+    inner: R,
+    budget: &'a Budget,
+}
+
+impl<R: Read> Read for Capped<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.budget.left.get();
+        // One byte past the budget is enough to know it is exceeded.
+        let want = buf
+            .len()
+            .min(usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > left {
+            self.budget.left.set(0);
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("more than {} bytes", self.budget.limit),
+            ));
+        }
+        self.budget.left.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// [`summarize_zip`] with every entry's decompressed bytes counted against `budget` (Go's
+/// module zips hold at most `MaxZipFile` uncompressed bytes; a zip bomb stops there).
+pub fn summarize_zip_capped<R: Read + Seek>(
+    reader: R,
+    budget: &Budget,
+) -> Result<Summary, DirhashError> {
+    let mut z = zip::ZipArchive::new(reader)?;
+    let mut names = Vec::with_capacity(z.len());
+    let mut last: HashMap<Vec<u8>, usize> = HashMap::new();
+    for i in 0..z.len() {
+        let name = z.by_index_raw(i)?.name_raw().to_vec();
+        last.insert(name.clone(), i);
+        names.push(name);
+    }
+    summarize_with(names, |name| {
+        let entry = z.by_index(last[name]).map_err(io::Error::other)?;
+        sha256_reader(budget.cap(entry))
+    })
+}
+
+/// Whether hashing failed because a [`Budget`] was exceeded; the file's name when it was.
+pub fn exceeded(e: &DirhashError) -> Option<&str> {
+    match e {
+        DirhashError::Read { name, source } if source.kind() == io::ErrorKind::FileTooLarge => {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
 /// `HashZip`: the `h1:` hash of a zip's entries.
 pub fn hash_zip<R: Read + Seek>(reader: R) -> Result<String, DirhashError> {
     Ok(summarize_zip(reader)?.h1())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_stops_reading_at_its_limit() {
+        let budget = Budget::new(10);
+        assert!(sha256_reader(budget.cap(&[1u8; 6][..])).is_ok());
+        assert_eq!(budget.used(), 6);
+        // The second file takes the total over the limit: an error, not a hash.
+        let e = sha256_reader(budget.cap(io::repeat(0))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(budget.used(), 10);
+        let e = summarize_with(vec![b"m@v/x".to_vec()], |_| {
+            sha256_reader(Budget::new(3).cap(&b"abcd"[..]))
+        })
+        .unwrap_err();
+        assert_eq!(exceeded(&e), Some("m@v/x"));
+    }
 }

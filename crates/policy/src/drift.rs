@@ -25,7 +25,9 @@
 //!   entry; `w` ignored in read-only module trees, so a shared module cache never turns 0444
 //!   files group-writable, DOMAIN.md); declared `d:` entries must be in a directory's default
 //!   ACL exactly; named entries not declared are extra. An entry whose own bits suffice but
-//!   the mask cuts is [`DriftKind::AclMaskTooNarrow`].
+//!   the mask cuts is [`DriftKind::AclMaskTooNarrow`]. A default `other` entry with `w`
+//!   (`d:o::rwx`: every new entry world-writable) is [`DriftKind::WorldWritable`] unless
+//!   declared.
 //! - **label**: the SELinux *type* must equal the root's override or file_contexts' answer;
 //!   user, role and range are left alone, like `restorecon` without `-F`.
 
@@ -584,6 +586,29 @@ fn acl_findings(
             ));
         }
     }
+    // `d:o::` with `w`: every entry created in the directory from now on is world-writable
+    // (the mask never limits `other`). Judged like `o+w` itself, unless the root declares
+    // the default `other` entry (then the loop above holds it to the declaration).
+    let declared_other = reqs.iter().any(|r| r.default && r.tag == AclTag::Other);
+    if let Some(&perms) = default.get(&AclTag::Other)
+        && perms & WRITE != 0
+        && !declared_other
+    {
+        out.push(Finding {
+            rel_path: obs.rel_path.clone(),
+            kind: DriftKind::WorldWritable,
+            observed: acl::spec(true, AclTag::Other, Some(perms)),
+            expected: "no write permission for others in the default ACL (new entries would \
+                       be world-writable)"
+                .into(),
+            severity: Severity::Critical,
+            remedy: Some(Remedy::SetAcl(acl::spec(
+                true,
+                AclTag::Other,
+                Some(perms & !WRITE),
+            ))),
+        });
+    }
 }
 
 /// True when a symlink at `rel` (inside `root`) with `target` points outside the root,
@@ -932,6 +957,50 @@ mod tests {
         );
         assert_eq!(f[0].remedy, Some(Remedy::SetAcl("m::rwx".into())));
         assert_eq!(f[1].remedy, Some(Remedy::RemoveAclEntry("u:1005".into())));
+    }
+
+    #[test]
+    fn a_world_writable_default_acl_is_a_finding_in_acl_roots() {
+        let r = shared_modcache();
+        let mut d = obs("cache/download/x/@v", FileType::Dir, 1001, 0o2775);
+        d.gid = 2000;
+        d.acl_access = vec![AclEntry {
+            tag: AclTag::Group(2000),
+            perms: 7,
+        }];
+        d.acl_default = [
+            (AclTag::UserObj, 7),
+            (AclTag::GroupObj, 7),
+            (AclTag::Group(2000), 7),
+            (AclTag::Mask, 7),
+            (AclTag::Other, 7),
+        ]
+        .into_iter()
+        .map(|(tag, perms)| AclEntry { tag, perms })
+        .collect();
+        let f = evaluate(&r, &d);
+        assert_eq!(kinds(&f), vec![DriftKind::WorldWritable], "{f:?}");
+        assert_eq!(f[0].observed, "d:o::rwx");
+        assert_eq!(f[0].severity, Severity::Critical);
+        assert_eq!(f[0].remedy, Some(Remedy::SetAcl("d:o::r-x".into())));
+        // r-x for others is Go's usual 0755 inheritance: fine.
+        d.acl_default[4].perms = 5;
+        assert!(evaluate(&r, &d).is_empty(), "{:?}", evaluate(&r, &d));
+        // Declared by the admin: held to the declaration instead.
+        let mut declared = r.clone();
+        declared
+            .expected
+            .acl
+            .as_mut()
+            .unwrap()
+            .push(AclRequirement {
+                default: true,
+                tag: AclTag::Other,
+                bits: READ | WRITE,
+                cond_exec: true,
+            });
+        d.acl_default[4].perms = 7;
+        assert!(evaluate(&declared, &d).is_empty());
     }
 
     #[test]

@@ -745,10 +745,18 @@ mod checkpoint_tests {
         for _ in 0..2000 {
             store.append_journal(&row).unwrap();
         }
-        let wal = std::fs::metadata(dir.path().join("s.db-wal")).unwrap().len();
-        assert!(wal > 1000 * 4096, "the WAL was checkpointed at commit: {wal} bytes");
+        let wal = std::fs::metadata(dir.path().join("s.db-wal"))
+            .unwrap()
+            .len();
+        assert!(
+            wal > 1000 * 4096,
+            "the WAL was checkpointed at commit: {wal} bytes"
+        );
         let (frames, done) = checkpointer.checkpoint().unwrap();
-        assert!(frames > 1000 && done == frames, "{frames} frames, {done} checkpointed");
+        assert!(
+            frames > 1000 && done == frames,
+            "{frames} frames, {done} checkpointed"
+        );
         assert_eq!(store.list_journal(3000).unwrap().len(), 2000);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 
 /// What the kernel saw happen to an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,8 +49,14 @@ pub enum Notice {
     Overflow,
     /// A directory at `rel_path` (and everything beneath it, and possibly more of the root)
     /// is not watched: the kernel's `max_user_watches` or the configured `max_watches` is
-    /// exhausted. Rescan this root periodically instead.
-    WatchLimit { root_id: u32, rel_path: PathBuf },
+    /// exhausted, or (`root_share`) this root holds its share of them
+    /// ([`crate::Watcher::root_cap`]). Rescan this root periodically instead.
+    WatchLimit {
+        root_id: u32,
+        rel_path: PathBuf,
+        /// The root's own share stopped it (other roots may still add watches).
+        root_share: bool,
+    },
 }
 
 /// Limits and tuning. Every field is bounded and has a default.
@@ -68,6 +75,15 @@ pub struct WatchConfig {
     /// Drop a `Changed` notice equal (root, path, what, is_dir) to one already queued from the
     /// same read batch.
     pub coalesce: bool,
+    /// The watches every root may hold whatever the others do (its fair share of
+    /// `max_watches`, e.g. `max_watches / roots`). A root may hold more only up to half of
+    /// what the other roots leave of `max_watches` ([`crate::Watcher::root_cap`]), so one
+    /// root with a huge tree never takes the budget of all, and spare budget is still used.
+    /// Can be changed later with [`crate::Watcher::set_root_share`] as roots come and go.
+    pub root_share: usize,
+    /// When set and true, walks stop between directories (a stopping daemon must not wait
+    /// for a huge tree to be watched).
+    pub interrupt: Option<&'static AtomicBool>,
 }
 
 impl Default for WatchConfig {
@@ -77,6 +93,8 @@ impl Default for WatchConfig {
             read_buffer_bytes: 64 * 1024,
             max_pending: 16_384,
             coalesce: true,
+            root_share: usize::MAX,
+            interrupt: None,
         }
     }
 }

@@ -12,7 +12,9 @@
 //! `..`), so a rebuilt path never leaves its root.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::ffi::OsStr;
+use std::hash::BuildHasher;
 use std::mem::{self, size_of};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -43,11 +45,41 @@ pub(crate) struct Node {
 #[derive(Debug, Default)]
 pub(crate) struct WatchTree {
     nodes: HashMap<i32, Node>,
+    /// Nodes per root (for per-root watch budgets); roots with none are absent.
+    per_root: HashMap<u32, usize>,
+    /// (parent, hash of name) → child: finding a child by name in O(1) (a user's directory
+    /// with 100,000 subdirectories made every insertion walk the sibling list, quadratic).
+    /// A child whose slot another name took (a 64-bit hash collision) is not indexed and
+    /// counted in `unindexed`; while that is non-zero, a miss falls back to the list.
+    index: HashMap<(i32, u64), i32>,
+    unindexed: usize,
+    hasher: RandomState,
 }
 
 impl WatchTree {
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Directories of `root_id` in the map.
+    pub(crate) fn root_len(&self, root_id: u32) -> usize {
+        self.per_root.get(&root_id).copied().unwrap_or(0)
+    }
+
+    fn name_hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn count(&mut self, root_id: u32, added: bool) {
+        let n = self.per_root.entry(root_id).or_insert(0);
+        if added {
+            *n += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_root.remove(&root_id);
+            }
+        }
     }
 
     pub(crate) fn get(&self, wd: i32) -> Option<&Node> {
@@ -73,6 +105,7 @@ impl WatchTree {
                 next_sibling: NONE,
             },
         );
+        self.count(root_id, true);
         true
     }
 
@@ -87,6 +120,13 @@ impl WatchTree {
         };
         let next_sibling = mem::replace(&mut p.first_child, wd);
         let root_id = p.root_id;
+        let key = (parent, self.name_hash(name));
+        match self.index.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => self.unindexed += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(wd);
+            }
+        }
         self.nodes.insert(
             wd,
             Node {
@@ -97,11 +137,20 @@ impl WatchTree {
                 next_sibling,
             },
         );
+        self.count(root_id, true);
         true
     }
 
     /// The wd of the watched subdirectory `name` of `parent`.
     pub(crate) fn child(&self, parent: i32, name: &[u8]) -> Option<i32> {
+        if let Some(&wd) = self.index.get(&(parent, self.name_hash(name)))
+            && self.nodes.get(&wd).is_some_and(|n| *n.name == *name)
+        {
+            return Some(wd);
+        }
+        if self.unindexed == 0 {
+            return None;
+        }
         let mut c = self.nodes.get(&parent)?.first_child;
         while let Some(n) = self.nodes.get(&c) {
             if *n.name == *name {
@@ -138,13 +187,30 @@ impl WatchTree {
         };
         self.unlink(node.parent, wd, node.next_sibling);
         removed.push(wd);
+        self.count(node.root_id, false);
+        self.unindex(node.parent, &node.name, wd);
         let mut stack = vec![node.first_child];
         while let Some(mut c) = stack.pop() {
             while let Some(n) = self.nodes.remove(&c) {
                 removed.push(c);
+                self.count(n.root_id, false);
+                self.unindex(n.parent, &n.name, c);
                 stack.push(n.first_child);
                 c = n.next_sibling;
             }
+        }
+    }
+
+    /// Drops `wd`'s index slot (a top has none; an unindexed child only leaves the count).
+    fn unindex(&mut self, parent: i32, name: &[u8], wd: i32) {
+        if parent == NO_PARENT {
+            return;
+        }
+        let key = (parent, self.name_hash(name));
+        if self.index.get(&key) == Some(&wd) {
+            self.index.remove(&key);
+        } else {
+            self.unindexed = self.unindexed.saturating_sub(1);
         }
     }
 
@@ -173,7 +239,8 @@ impl WatchTree {
         let buckets = self.nodes.capacity() * 8 / 7;
         let table = buckets * (size_of::<(i32, Node)>() + 1);
         let heap: usize = self.nodes.values().map(|n| malloc_size(n.name.len())).sum();
-        table + heap
+        let index = self.index.capacity() * 8 / 7 * (size_of::<((i32, u64), i32)>() + 1);
+        table + heap + index
     }
 }
 
@@ -237,6 +304,7 @@ mod tests {
         removed.sort();
         assert_eq!(removed, [2, 3, 4]);
         assert_eq!(t.len(), 2);
+        assert_eq!(t.root_len(7), 2);
         assert_eq!(t.child(1, b"d"), Some(5));
         assert_eq!(t.child(1, b"a"), None);
         // Unlinking from the middle and the end of a sibling list.
@@ -251,6 +319,38 @@ mod tests {
         assert!(again.is_empty());
         t.remove_subtree(1, &mut again);
         assert_eq!(t.len(), 0);
+        assert_eq!(t.root_len(7), 0);
+    }
+
+    #[test]
+    fn a_child_is_found_among_many_siblings_at_once() {
+        let mut t = WatchTree::default();
+        assert!(t.insert_top(1, 7));
+        for i in 0..50_000 {
+            assert!(t.insert_child(i + 2, 1, format!("d{i}").as_bytes()));
+        }
+        let start = std::time::Instant::now();
+        for i in 0..50_000 {
+            assert_eq!(t.child(1, format!("d{i}").as_bytes()), Some(i + 2));
+        }
+        assert_eq!(t.child(1, b"none"), None);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let mut removed = Vec::new();
+        t.remove_subtree(30, &mut removed);
+        assert_eq!(t.child(1, b"d28"), None);
+        assert!(t.insert_child(30, 1, b"d28"));
+        assert_eq!(t.child(1, b"d28"), Some(30));
+    }
+
+    #[test]
+    fn directories_are_counted_per_root() {
+        let mut t = sample();
+        assert!(t.insert_top(10, 8));
+        assert!(t.insert_child(11, 10, b"x"));
+        assert_eq!((t.root_len(7), t.root_len(8), t.root_len(9)), (5, 2, 0));
+        let mut removed = Vec::new();
+        t.remove_subtree(10, &mut removed);
+        assert_eq!((t.root_len(7), t.root_len(8)), (5, 0));
     }
 
     #[test]

@@ -17,13 +17,14 @@
 //! After a kernel queue overflow the map may be stale (a missed rename would leave watches on
 //! a directory outside its root), so every root's watches are dropped and placed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::mem::{self, MaybeUninit};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use rustix::fs::inotify::{ReadFlags, WatchFlags};
 use rustix::fs::{Dir, FileType};
@@ -86,6 +87,10 @@ pub struct Watcher {
     queue: NoticeQueue,
     config: WatchConfig,
     counters: Counters,
+    /// Roots whose walk a limit stopped since they were added: their later limit hits are
+    /// logged at debug only (one user making thousands of directories past their share
+    /// must not flood the log).
+    limited: HashSet<u32>,
     /// Reused to format `/proc/self/fd/N`.
     scratch: String,
 }
@@ -178,6 +183,7 @@ impl Watcher {
             queue: NoticeQueue::new(config.max_pending, config.coalesce),
             config,
             counters: Counters::default(),
+            limited: HashSet::new(),
             scratch: String::with_capacity(32),
         })
     }
@@ -213,11 +219,34 @@ impl Watcher {
         result
     }
 
+    /// Changes the watches every root is guaranteed (see [`WatchConfig::root_share`]).
+    /// Watches a root already holds beyond its cap are kept; the cap limits what it adds
+    /// from now on.
+    pub fn set_root_share(&mut self, share: usize) {
+        self.config.root_share = share.max(1);
+    }
+
+    /// The most watches root `root_id` may hold now: its share, or half of what the other
+    /// roots leave of `max_watches`, whichever is more. With one huge tree it takes half the
+    /// budget at most; every root gets at least its share (until the budget itself is spent).
+    pub fn root_cap(&self, root_id: u32) -> usize {
+        let others = self.watch_count() - self.tree.root_len(root_id);
+        self.config
+            .root_share
+            .max(self.config.max_watches.saturating_sub(others) / 2)
+    }
+
+    /// Watches root `root_id` holds.
+    pub fn root_watches(&self, root_id: u32) -> usize {
+        self.tree.root_len(root_id)
+    }
+
     /// Stops watching a root and forgets its queued notices. False if it was not watched.
     pub fn remove_root(&mut self, root_id: u32) -> bool {
         let Some(root) = self.roots.remove(&root_id) else {
             return false;
         };
+        self.limited.remove(&root_id);
         match root.state {
             RootState::Watching { top, .. } => self.drop_subtree(top),
             RootState::Pending { ancestor: Some(wd) } => self.detach_ancestor(wd, root_id),
@@ -569,13 +598,13 @@ impl Watcher {
             report.pending = true;
             let anc = deepest_existing_dir(&path);
             if self.watch_count() >= self.config.max_watches {
-                self.limit(root_id, PathBuf::new(), &mut report.limit_hit);
+                self.limit(root_id, PathBuf::new(), false, &mut report.limit_hit);
                 return Ok(report);
             }
             let wd = match sys::add_watch_path(self.inotify.get_ref(), &anc, ANCESTOR_MASK) {
                 Ok(wd) => wd,
                 Err(Errno::NOSPC) => {
-                    self.limit(root_id, PathBuf::new(), &mut report.limit_hit);
+                    self.limit(root_id, PathBuf::new(), false, &mut report.limit_hit);
                     return Ok(report);
                 }
                 Err(Errno::NOENT | Errno::NOTDIR) => continue,
@@ -650,8 +679,20 @@ impl Watcher {
         let mut first = true;
         while let Some((parent, rel)) = stack.pop() {
             let is_first = mem::take(&mut first);
+            if self
+                .config
+                .interrupt
+                .as_ref()
+                .is_some_and(|stop| stop.load(Ordering::Relaxed))
+            {
+                break;
+            }
             if self.watch_count() >= self.config.max_watches {
-                self.limit(root_id, rel, &mut walk.limit_hit);
+                self.limit(root_id, rel, false, &mut walk.limit_hit);
+                break;
+            }
+            if self.tree.root_len(root_id) >= self.root_cap(root_id) {
+                self.limit(root_id, rel, true, &mut walk.limit_hit);
                 break;
             }
             let dir = match sys::open_beneath(root_fd, &rel) {
@@ -677,7 +718,7 @@ impl Watcher {
             let mut wd = match self.add_tree_watch(&dir) {
                 Ok(wd) => wd,
                 Err(Errno::NOSPC) => {
-                    self.limit(root_id, rel, &mut walk.limit_hit);
+                    self.limit(root_id, rel, false, &mut walk.limit_hit);
                     break;
                 }
                 Err(e) => {
@@ -784,13 +825,26 @@ impl Watcher {
         }
     }
 
-    /// Records that the watch budget or the kernel limit stopped watching at `rel_path`.
-    fn limit(&mut self, root_id: u32, rel_path: PathBuf, hit: &mut bool) {
-        tracing::warn!(root_id, path = %rel_path.display(), watches = self.watch_count(),
-            max_watches = self.config.max_watches, "inotify watch limit reached");
+    /// Records that the watch budget, the root's share of it (`root_share`) or the kernel
+    /// limit stopped watching at `rel_path`.
+    fn limit(&mut self, root_id: u32, rel_path: PathBuf, root_share: bool, hit: &mut bool) {
+        if self.limited.insert(root_id) {
+            tracing::warn!(root_id, path = %rel_path.display(), watches = self.watch_count(),
+                root_watches = self.tree.root_len(root_id),
+                max_watches = self.config.max_watches,
+                root_cap = self.root_cap(root_id),
+                root_share, "inotify watch limit reached");
+        } else {
+            tracing::debug!(root_id, path = %rel_path.display(), root_share,
+                "inotify watch limit reached again");
+        }
         self.counters.limit_hits += 1;
         *hit = true;
-        self.queue.push(Notice::WatchLimit { root_id, rel_path });
+        self.queue.push(Notice::WatchLimit {
+            root_id,
+            rel_path,
+            root_share,
+        });
     }
 
     /// Forgets `wd` and everything beneath it and removes their watches.

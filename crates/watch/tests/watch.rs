@@ -387,6 +387,87 @@ async fn the_watch_budget_is_enforced_and_reported() {
     assert!(w.stats().limit_hits >= 2);
 }
 
+/// One root with a huge tree takes at most half the budget (or its share): the other roots
+/// are watched whole and keep growing, while the big one reports `WatchLimit { root_share }`;
+/// a later root gets half of what is left, and at least its share.
+#[tokio::test]
+async fn one_root_cannot_take_the_watch_budget_of_all() {
+    let big = tempfile::tempdir().unwrap();
+    let small = tempfile::tempdir().unwrap();
+    let mid = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        fs::create_dir(big.path().join(format!("{i:02x}"))).unwrap();
+    }
+    for i in 0..5 {
+        fs::create_dir(small.path().join(format!("{i:02x}"))).unwrap();
+    }
+    for i in 0..15 {
+        fs::create_dir(mid.path().join(format!("{i:02x}"))).unwrap();
+    }
+    let mut w = watcher(WatchConfig {
+        max_watches: 40,
+        root_share: 5,
+        ..WatchConfig::default()
+    });
+    // Alone: half the budget.
+    let rep = w.add_root(1, big.path()).unwrap();
+    assert!(rep.limit_hit);
+    assert_eq!((rep.dirs_watched, w.root_watches(1)), (20, 20));
+    let rep = w.add_root(2, small.path()).unwrap();
+    assert!(!rep.limit_hit);
+    assert_eq!(w.root_watches(2), 6);
+    expect_all(
+        &mut w,
+        &[&|n| {
+            matches!(
+                n,
+                Notice::WatchLimit {
+                    root_id: 1,
+                    root_share: true,
+                    ..
+                }
+            )
+        }],
+    )
+    .await;
+    // The small root still grows; the big one does not.
+    fs::create_dir(small.path().join("new")).unwrap();
+    fs::create_dir(big.path().join("new")).unwrap();
+    expect_all(
+        &mut w,
+        &[
+            &changed(2, "new", Change::Created),
+            &changed(1, "new", Change::Created),
+        ],
+    )
+    .await;
+    assert_eq!((w.root_watches(1), w.root_watches(2)), (20, 7));
+    // A third root: half of the 13 left (6), of its 16 directories.
+    let rep = w.add_root(3, mid.path()).unwrap();
+    assert!(rep.limit_hit);
+    assert_eq!(w.root_watches(3), 6);
+    assert_eq!(w.root_cap(3), 6);
+    // A larger share is guaranteed even when half of what is left is less.
+    w.set_root_share(9);
+    assert_eq!(w.root_cap(3), 9);
+}
+
+/// A set interrupt flag stops a walk between directories.
+#[tokio::test]
+async fn an_interrupt_stops_a_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        fs::create_dir(dir.path().join(format!("{i:02x}"))).unwrap();
+    }
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+    let mut w = watcher(WatchConfig {
+        interrupt: Some(&STOP),
+        ..WatchConfig::default()
+    });
+    let rep = w.add_root(1, dir.path()).unwrap();
+    assert_eq!((rep.dirs_watched, rep.limit_hit), (0, false));
+}
+
 /// Unmounts when dropped.
 struct Unmount(PathBuf);
 impl Drop for Unmount {

@@ -34,6 +34,16 @@
 //! extraction directories `<module>@<v>.tmp-*` (fetch.go l.105). Go removes them itself only
 //! when it downloads that same version again.
 //!
+//! # Sizes
+//! Everything read is bounded by the sizes Go itself allows (`golang.org/x/mod/zip`:
+//! `MaxZipFile` 500 MiB for a module zip and for the total uncompressed size of its files,
+//! `MaxGoMod` 16 MiB; an `h1:` ziphash is 47 bytes). A module cache is written by its user,
+//! who can put anything in it: a zip, an extracted file or an extracted directory beyond
+//! those limits is [`Finding::TooLarge`] and is not hashed (Go would never have produced it:
+//! `modzip.Unzip` refuses such a zip), a `.ziphash` or `.mod` beyond its limit is unreadable.
+//! Sizes come from `statx` before anything is read, and every read is capped again while
+//! hashing (a file that grows meanwhile stops at the limit).
+//!
 //! This module's pure part must never do I/O; [`verify_cache`] only reads.
 
 mod scan;
@@ -45,6 +55,16 @@ use crate::dirhash::Summary;
 use crate::gosum::GoSumLine;
 
 pub use scan::{verify_cache, verify_cache_in};
+
+/// Go's limit on a module zip and on the total uncompressed size of its files
+/// (`golang.org/x/mod/zip.MaxZipFile`, 500 MiB).
+pub const MAX_ZIP_FILE: u64 = 500 << 20;
+/// Go's limit on a `go.mod` file (`golang.org/x/mod/zip.MaxGoMod`, 16 MiB): also the largest
+/// `<v>.mod` hashed for a go.sum check.
+pub const MAX_GO_MOD: u64 = 16 << 20;
+/// Largest `<v>.ziphash` read: Go writes one `h1:` hash (47 bytes); anything much longer is
+/// not Go's.
+pub const MAX_ZIPHASH: u64 = 4 << 10;
 
 /// What was hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,6 +122,59 @@ pub enum Finding {
     },
     /// Not completely downloaded or extracted.
     Incomplete(IncompleteReason),
+    /// A part, or one file in it, is larger than Go allows a module to be
+    /// ([`MAX_ZIP_FILE`]): not hashed. Go never extracts such a module, so it was not written
+    /// by Go.
+    TooLarge {
+        /// Which part.
+        part: Part,
+        /// The file that is too large (name as hashed, `module@version/...`), or `None` when
+        /// it is the part's total.
+        file: Option<String>,
+        /// Its size in bytes (at least; reading stops at the limit).
+        size: u64,
+        /// The limit it exceeds.
+        limit: u64,
+    },
+}
+
+/// Why a part (zip, extracted directory) has no [`Summary`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartError {
+    /// It could not be read or hashed.
+    Unreadable(String),
+    /// It is larger than Go allows: see [`Finding::TooLarge`].
+    TooLarge {
+        /// The file, or `None` for the total.
+        file: Option<String>,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl PartError {
+    fn finding(&self, part: Part) -> Finding {
+        match self {
+            PartError::Unreadable(error) => Finding::Unreadable {
+                part,
+                error: error.clone(),
+            },
+            PartError::TooLarge { file, size, limit } => Finding::TooLarge {
+                part,
+                file: file.clone(),
+                size: *size,
+                limit: *limit,
+            },
+        }
+    }
+}
+
+impl From<String> for PartError {
+    fn from(e: String) -> Self {
+        PartError::Unreadable(e)
+    }
 }
 
 /// The overall verdict on one module version.
@@ -128,10 +201,12 @@ impl ModuleVerdict {
 
 /// The verdict from a list of findings.
 pub fn verdict_of(findings: &[Finding]) -> ModuleVerdict {
-    if findings
-        .iter()
-        .any(|f| matches!(f, Finding::Corrupted { .. } | Finding::Unreadable { .. }))
-    {
+    if findings.iter().any(|f| {
+        matches!(
+            f,
+            Finding::Corrupted { .. } | Finding::Unreadable { .. } | Finding::TooLarge { .. }
+        )
+    }) {
         ModuleVerdict::Corrupted
     } else if findings.is_empty() {
         ModuleVerdict::Intact
@@ -145,10 +220,10 @@ pub fn verdict_of(findings: &[Finding]) -> ModuleVerdict {
 pub struct VersionState {
     /// `<v>.ziphash`, trimmed (`bytes.TrimSpace`), when present; `Err` when unreadable.
     pub ziphash: Option<Result<String, String>>,
-    /// The zip's summary when the zip exists; `Err` when it could not be read.
-    pub zip: Option<Result<Summary, String>>,
+    /// The zip's summary when the zip exists; `Err` when it could not be read or is too large.
+    pub zip: Option<Result<Summary, PartError>>,
     /// The extracted directory's summary (names prefixed `module@version/`) when it exists.
-    pub dir: Option<Result<Summary, String>>,
+    pub dir: Option<Result<Summary, PartError>>,
     /// Whether `<v>.partial` exists.
     pub partial: bool,
 }
@@ -181,10 +256,7 @@ pub fn judge(state: &VersionState) -> (Vec<Finding>, Vec<Part>) {
     if let Some(z) = &state.zip {
         checked.push(Part::Zip);
         match z {
-            Err(e) => findings.push(Finding::Unreadable {
-                part: Part::Zip,
-                error: e.clone(),
-            }),
+            Err(e) => findings.push(e.finding(Part::Zip)),
             Ok(s) => {
                 let got = s.h1();
                 if &got == expected {
@@ -203,10 +275,7 @@ pub fn judge(state: &VersionState) -> (Vec<Finding>, Vec<Part>) {
     if let (Some(d), false) = (&state.dir, state.partial) {
         checked.push(Part::Dir);
         match d {
-            Err(e) => findings.push(Finding::Unreadable {
-                part: Part::Dir,
-                error: e.clone(),
-            }),
+            Err(e) => findings.push(e.finding(Part::Dir)),
             Ok(s) => {
                 let got = s.h1();
                 if &got != expected {
@@ -460,6 +529,33 @@ mod tests {
         });
         assert_eq!(checked, vec![Part::Zip]);
         assert_eq!(f.len(), 2);
+        assert_eq!(verdict_of(&f), ModuleVerdict::Corrupted);
+    }
+
+    #[test]
+    fn an_oversized_part_is_a_finding_not_a_hash() {
+        let good = summary(&[("m@v1.0.0/go.mod", 2)]);
+        let too_large = PartError::TooLarge {
+            file: Some("m@v1.0.0/big.bin".into()),
+            size: 16 << 30,
+            limit: MAX_ZIP_FILE,
+        };
+        let (f, checked) = judge(&VersionState {
+            ziphash: Some(Ok(good.h1())),
+            zip: Some(Ok(good.clone())),
+            dir: Some(Err(too_large)),
+            partial: false,
+        });
+        assert_eq!(checked, vec![Part::Zip, Part::Dir]);
+        assert_eq!(
+            f,
+            vec![Finding::TooLarge {
+                part: Part::Dir,
+                file: Some("m@v1.0.0/big.bin".into()),
+                size: 16 << 30,
+                limit: MAX_ZIP_FILE,
+            }]
+        );
         assert_eq!(verdict_of(&f), ModuleVerdict::Corrupted);
     }
 }

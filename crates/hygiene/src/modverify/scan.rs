@@ -19,19 +19,17 @@ use goguard_fs::RootDir;
 use rustix::fs::FileType;
 
 use super::{
-    GoSumCheck, GoSumOutcome, Leftover, LeftoverKind, ModuleReport, Skipped, VerifyOptions,
-    VerifyReport, VersionState, judge, verdict_of,
+    GoSumCheck, GoSumOutcome, Leftover, LeftoverKind, MAX_GO_MOD, MAX_ZIP_FILE, MAX_ZIPHASH,
+    ModuleReport, PartError, Skipped, VerifyOptions, VerifyReport, VersionState, judge, verdict_of,
 };
 use crate::beneath;
-use crate::dirhash::{self, Summary};
+use crate::dirhash::{self, Budget, Summary};
 use crate::error::Result;
 use crate::gosum::{GoSumLine, SumKind};
 use crate::modpath;
 
 /// Deepest module path (in `/`-separated elements) we descend into.
 const MAX_DEPTH: usize = 64;
-/// Largest `.ziphash` or `.mod` read.
-const SMALL_FILE_LIMIT: usize = 16 << 20;
 
 /// Files of one `@v` directory, by version.
 #[derive(Debug, Default, Clone)]
@@ -392,26 +390,11 @@ fn verify_version(root: BorrowedFd<'_>, job: &Job) -> ModuleReport {
         ..VersionState::default()
     };
     if job.files.ziphash {
-        state.ziphash = Some(
-            beneath::read_small(
-                root,
-                Path::new(&format!("{at_v}.ziphash")),
-                SMALL_FILE_LIMIT,
-            )
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-            .map_err(|e| e.to_string()),
-        );
+        state.ziphash = Some(read_ziphash(root, &at_v).map_err(|e| e.to_string()));
     }
     if job.files.zip {
         let zip_rel = format!("{at_v}.zip");
-        state.zip = Some(match beneath::open_file(root, Path::new(&zip_rel)) {
-            Ok(f) => {
-                bytes += f.metadata().map_or(0, |m| m.len());
-                dirhash::summarize_zip(BufReader::with_capacity(256 * 1024, f))
-                    .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        });
+        state.zip = Some(summarize_zip(root, &zip_rel, &mut bytes));
     }
     let dir_rel = format!("{}@{}", job.escaped_module, job.escaped_version);
     match beneath::open_dir(root, Path::new(&dir_rel)) {
@@ -420,7 +403,7 @@ fn verify_version(root: BorrowedFd<'_>, job: &Job) -> ModuleReport {
             state.dir = Some(summarize_dir(&fd, &prefix, &mut bytes));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => state.dir = Some(Err(e.to_string())),
+        Err(e) => state.dir = Some(Err(PartError::Unreadable(e.to_string()))),
     }
     let (findings, checked) = judge(&state);
     ModuleReport {
@@ -433,28 +416,90 @@ fn verify_version(root: BorrowedFd<'_>, job: &Job) -> ModuleReport {
     }
 }
 
+/// `<v>.ziphash`, trimmed; at most [`MAX_ZIPHASH`] bytes.
+fn read_ziphash(root: BorrowedFd<'_>, at_v: &str) -> std::io::Result<String> {
+    beneath::read_bounded(root, Path::new(&format!("{at_v}.ziphash")), MAX_ZIPHASH)
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+}
+
+/// `HashZip` of `<v>.zip`, unless the zip, or what it decompresses to, is larger than Go
+/// allows a module zip to be ([`MAX_ZIP_FILE`]): then it is not hashed (a zip bomb stops at
+/// the limit). `bytes` counts what was read.
+fn summarize_zip(
+    root: BorrowedFd<'_>,
+    zip_rel: &str,
+    bytes: &mut u64,
+) -> Result<Summary, PartError> {
+    let f = beneath::open_file(root, Path::new(zip_rel)).map_err(|e| e.to_string())?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    let name = zip_rel.rsplit('/').next().unwrap_or(zip_rel).to_string();
+    if size > MAX_ZIP_FILE {
+        return Err(PartError::TooLarge {
+            file: Some(name),
+            size,
+            limit: MAX_ZIP_FILE,
+        });
+    }
+    *bytes += size;
+    let budget = Budget::new(MAX_ZIP_FILE);
+    dirhash::summarize_zip_capped(BufReader::with_capacity(256 * 1024, f), &budget).map_err(|e| {
+        match dirhash::exceeded(&e) {
+            Some(_) => PartError::TooLarge {
+                file: None,
+                size: budget.used(),
+                limit: MAX_ZIP_FILE,
+            },
+            None => PartError::Unreadable(e.to_string()),
+        }
+    })
+}
+
 /// `HashDir(dir, prefix)`'s summary through fds: every regular file beneath `dir`, named
 /// `prefix/rel`. A symlink or special file is an error (Go never extracts one; `HashDir`
-/// would follow it, we do not).
-fn summarize_dir(dir: &OwnedFd, prefix: &str, bytes: &mut u64) -> Result<Summary, String> {
+/// would follow it, we do not; a FIFO is never opened). A file, or a total, larger than Go
+/// allows a module to be ([`MAX_ZIP_FILE`]) is [`PartError::TooLarge`] and nothing is hashed;
+/// a file that grows while it is hashed stops at the limit.
+fn summarize_dir(dir: &OwnedFd, prefix: &str, bytes: &mut u64) -> Result<Summary, PartError> {
     let mut files: Vec<(Vec<u8>, u64)> = Vec::new();
     collect_files(dir, "", 0, &mut files)?;
-    let names: Vec<Vec<u8>> = files
-        .iter()
-        .map(|(rel, _)| {
-            let mut n = Vec::with_capacity(prefix.len() + 1 + rel.len());
-            n.extend_from_slice(prefix.as_bytes());
-            n.push(b'/');
-            n.extend_from_slice(rel);
-            n
-        })
-        .collect();
-    *bytes += files.iter().map(|(_, s)| s).sum::<u64>();
+    let named = |rel: &[u8]| {
+        let mut n = Vec::with_capacity(prefix.len() + 1 + rel.len());
+        n.extend_from_slice(prefix.as_bytes());
+        n.push(b'/');
+        n.extend_from_slice(rel);
+        n
+    };
+    if let Some((rel, size)) = files.iter().find(|(_, size)| *size > MAX_ZIP_FILE) {
+        return Err(PartError::TooLarge {
+            file: Some(String::from_utf8_lossy(&named(rel)).into_owned()),
+            size: *size,
+            limit: MAX_ZIP_FILE,
+        });
+    }
+    let total = files.iter().map(|(_, s)| s).sum::<u64>();
+    if total > MAX_ZIP_FILE {
+        return Err(PartError::TooLarge {
+            file: None,
+            size: total,
+            limit: MAX_ZIP_FILE,
+        });
+    }
+    let names: Vec<Vec<u8>> = files.iter().map(|(rel, _)| named(rel)).collect();
     let skip = prefix.len() + 1;
-    dirhash::summarize(names, |name| {
-        beneath::open_file(dir.as_fd(), Path::new(OsStr::from_bytes(&name[skip..])))
+    let budget = Budget::new(MAX_ZIP_FILE);
+    let summary = dirhash::summarize_with(names, |name| {
+        let f = beneath::open_file(dir.as_fd(), Path::new(OsStr::from_bytes(&name[skip..])))?;
+        dirhash::sha256_reader(budget.cap(f))
+    });
+    *bytes += budget.used();
+    summary.map_err(|e| match dirhash::exceeded(&e) {
+        Some(name) => PartError::TooLarge {
+            file: Some(name.to_string()),
+            size: budget.used(),
+            limit: MAX_ZIP_FILE,
+        },
+        None => PartError::Unreadable(e.to_string()),
     })
-    .map_err(|e| e.to_string())
 }
 
 fn collect_files(
@@ -521,28 +566,43 @@ fn check_gosum(root: BorrowedFd<'_>, line: &GoSumLine) -> GoSumOutcome {
     let at_v = format!("cache/download/{em}/@v/{ev}");
     let got = match line.kind {
         SumKind::Zip => {
-            match beneath::read_small(
-                root,
-                Path::new(&format!("{at_v}.ziphash")),
-                SMALL_FILE_LIMIT,
-            ) {
-                Ok(b) => Ok(String::from_utf8_lossy(&b).trim().to_string()),
+            match read_ziphash(root, &at_v) {
+                Ok(h) => Ok(h),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // No ziphash: hash the zip itself, if there is one.
-                    match beneath::open_file(root, Path::new(&format!("{at_v}.zip"))) {
-                        Ok(f) => dirhash::hash_zip(BufReader::new(f)).map_err(|e| e.to_string()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            return GoSumOutcome::NotInCache;
-                        }
-                        Err(e) => Err(e.to_string()),
+                    // No ziphash: hash the zip itself, if there is one (same limits).
+                    let zip_rel = format!("{at_v}.zip");
+                    if beneath::stat_at(root, zip_rel.as_str())
+                        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                    {
+                        return GoSumOutcome::NotInCache;
+                    }
+                    let mut bytes = 0;
+                    match summarize_zip(root, &zip_rel, &mut bytes) {
+                        Ok(s) => Ok(s.h1()),
+                        Err(PartError::Unreadable(e)) => Err(e),
+                        Err(PartError::TooLarge { size, limit, .. }) => Err(format!(
+                            "zip: {size} bytes, larger than Go's module zip limit ({limit} bytes): not hashed"
+                        )),
                     }
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(format!("ziphash: {e}")),
             }
         }
         SumKind::GoMod => match beneath::open_file(root, Path::new(&format!("{at_v}.mod"))) {
-            Ok(f) => dirhash::hash1(vec![b"go.mod".to_vec()], |_| f.try_clone())
-                .map_err(|e| e.to_string()),
+            Ok(f) => match f.metadata() {
+                Ok(m) if m.len() > MAX_GO_MOD => Err(format!(
+                    ".mod: {} bytes, larger than Go's go.mod limit ({MAX_GO_MOD} bytes): not hashed",
+                    m.len()
+                )),
+                Ok(_) => {
+                    let budget = Budget::new(MAX_GO_MOD);
+                    dirhash::hash1(vec![b"go.mod".to_vec()], |_| {
+                        f.try_clone().map(|f| budget.cap(f))
+                    })
+                    .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return GoSumOutcome::NotInCache;
             }
