@@ -187,8 +187,18 @@ fn check_journal(sb: &Sandbox, root: &Path, files: &[PathBuf], label: &str) -> (
     (changed, settled)
 }
 
-/// Waits until the socket exists (the first scan runs after it is bound).
-fn wait_socket(sb: &Sandbox, daemon: &Daemon) {
+/// A new root `name` of 5,000 drifted files and a goguardd started on it, a random instant
+/// (under 1.5 s) after its socket appeared: its first scan is under way or done.
+fn first_scan_under_way(
+    sb: &Sandbox,
+    rng: &mut Instants,
+    name: &str,
+) -> (PathBuf, Vec<PathBuf>, Daemon, Duration) {
+    let root = sb.path().join(name);
+    let files = polluted_tree(&root, 20, 250);
+    round_config(sb, &root, "auto", true);
+    let daemon = sb.spawn(&[]);
+    // The first scan runs after the socket is bound.
     let started = Instant::now();
     while !sb.socket().exists() {
         assert!(
@@ -198,6 +208,9 @@ fn wait_socket(sb: &Sandbox, daemon: &Daemon) {
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+    let after = rng.below(1500);
+    std::thread::sleep(after);
+    (root, files, daemon, after)
 }
 
 #[test]
@@ -207,13 +220,8 @@ fn kill_9_during_first_scans_never_leaves_a_change_unjournaled() {
     let mut rng = Instants::new();
     let (mut total_changed, mut total_settled) = (0, 0);
     for round in 0..6 {
-        let root = sb.path().join(format!("first-scan-{round}"));
-        let files = polluted_tree(&root, 20, 250);
-        round_config(&sb, &root, "auto", true);
-        let mut daemon = sb.spawn(&[]);
-        wait_socket(&sb, &daemon);
-        let after = rng.below(1500);
-        std::thread::sleep(after);
+        let (root, files, mut daemon, after) =
+            first_scan_under_way(&sb, &mut rng, &format!("first-scan-{round}"));
         daemon.signal(Signal::SIGKILL);
         daemon.wait_exit(Duration::from_secs(10));
         let label = format!("first scan, round {round}, kill -9 {after:?} after the socket");
@@ -318,13 +326,8 @@ fn sigterm_during_first_scans_exits_0_within_a_second_and_journals_every_change(
     let sb = Sandbox::new();
     let mut rng = Instants::new();
     for round in 0..3 {
-        let root = sb.path().join(format!("term-{round}"));
-        let files = polluted_tree(&root, 20, 250);
-        round_config(&sb, &root, "auto", true);
-        let mut daemon = sb.spawn(&[]);
-        wait_socket(&sb, &daemon);
-        let after = rng.below(1500);
-        std::thread::sleep(after);
+        let (root, files, mut daemon, after) =
+            first_scan_under_way(&sb, &mut rng, &format!("term-{round}"));
         daemon.signal(Signal::SIGTERM);
         let t = Instant::now();
         let status = daemon.wait_exit(Duration::from_secs(10));

@@ -171,16 +171,7 @@ impl Store {
             .map_err(self.err(op))?;
         rows.into_iter()
             .map(|(id, mut entry, uid)| {
-                entry.requester_uid = uid
-                    .map(|u| {
-                        u32::try_from(u64_from_sql(u)).map_err(|_| StoreError::InvalidData {
-                            path: self.path.clone(),
-                            table: "journal",
-                            column: "requester_uid",
-                            value: u.to_string(),
-                        })
-                    })
-                    .transpose()?;
+                entry.requester_uid = self.requester_uid("journal", uid)?;
                 Ok(JournalRow { id, entry })
             })
             .collect()
@@ -297,19 +288,24 @@ impl Store {
             .map_err(self.err("reading journal intents"))?;
         rows.into_iter()
             .map(|(id, mut intent, uid)| {
-                intent.requester_uid = uid
-                    .map(|u| {
-                        u32::try_from(u64_from_sql(u)).map_err(|_| StoreError::InvalidData {
-                            path: self.path.clone(),
-                            table: "journal_intents",
-                            column: "requester_uid",
-                            value: u.to_string(),
-                        })
-                    })
-                    .transpose()?;
+                intent.requester_uid = self.requester_uid("journal_intents", uid)?;
                 Ok(PendingIntent { id, intent })
             })
             .collect()
+    }
+
+    /// A stored `requester_uid` read back as a uid, or [`StoreError::InvalidData`].
+    fn requester_uid(&self, table: &'static str, stored: Option<i64>) -> Result<Option<u32>> {
+        stored
+            .map(|u| {
+                u32::try_from(u64_from_sql(u)).map_err(|_| StoreError::InvalidData {
+                    path: self.path.clone(),
+                    table,
+                    column: "requester_uid",
+                    value: u.to_string(),
+                })
+            })
+            .transpose()
     }
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction: committed when it returns `Ok`,
