@@ -71,6 +71,7 @@ fn status_as_text_and_json() {
             "control-socket",
             "metrics",
             "scan",
+            "selinux",
             "store",
             "watcher"
         ]

@@ -737,3 +737,171 @@ fn a_target_named_only_by_inode_is_found_inside_its_root() {
     assert!(found["go_related"].as_bool().unwrap());
     assert!(all.iter().any(|d| d["target"] == "other.zip"), "{all:#?}");
 }
+
+/// The 20-byte SELinux status page (version 1, even sequence, enforcing) with the
+/// given policy-load counter, written whole (temp file, rename) as the kernel's page
+/// changes between two reads.
+fn write_status_page(path: &Path, policyload: u32) {
+    let page: Vec<u8> = [1u32, policyload * 2, 1, policyload, 0]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, page).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn selinux_component(socket: &Path) -> serde_json::Value {
+    let out = ctl(socket, &["status", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}{}", stdout(&out), stderr(&out)));
+    j["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "selinux")
+        .cloned()
+        .unwrap_or_else(|| panic!("no selinux component: {j:#}"))
+}
+
+fn label_of(path: &Path) -> String {
+    let out = Command::new(require_tool("getfattr", "attr"))
+        .args(["-h", "--only-values", "-n", "security.selinux"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).trim_end_matches('\0').to_owned()
+}
+
+/// A policy load (the status page's counter moves, as after `semodule -i` or
+/// `setsebool`) makes goguardd take the new file_contexts and the new binary policy
+/// without SIGHUP: the root is relabelled to the new expected type and a stored
+/// denial's verdict follows the flipped boolean. New files alone change nothing until
+/// the counter moves. (The enforcing-kernel tier, tests/selinux-vm, does the same
+/// with a real `semodule -i` and `setsebool`.)
+#[test]
+fn a_policy_load_is_followed_without_a_restart() {
+    if !needs_root("writes security.selinux") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let log = audit_log(&sb);
+    let status = sb.path().join("status");
+    write_status_page(&status, 3);
+    let policy = go_mini_policy(sb.path());
+    let root = sb.path().join("shared-cache");
+    std::fs::create_dir_all(root.join("ab")).unwrap();
+    let entry = root.join("ab/0123-d");
+    std::fs::write(&entry, b"x").unwrap();
+    let before_type = "system_u:object_r:cache_home_t:s0";
+    let after_type = "system_u:object_r:xdg_cache_t:s0";
+    for p in [&root, &root.join("ab"), &entry] {
+        set_label(p, before_type);
+    }
+    let fc = sb.path().join("file_contexts");
+    let fc_line = |context: &str| {
+        format!(
+            "{}(/.*)?\t{context}\n",
+            root.to_str().unwrap().replace('.', "\\.")
+        )
+    };
+    std::fs::write(&fc, fc_line(before_type)).unwrap();
+    sb.write_config(&format!(
+        "{}[selinux]\nfile_contexts = \"{}\"\npolicy = \"{}\"\nstatus = \"{}\"\n\
+         [[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",
+        audit_config(&log),
+        fc.display(),
+        policy.display(),
+        status.display(),
+        root.display()
+    ));
+    let _daemon = sb.start();
+    let target = Path::new("/srv/build/cache/obj-d");
+    crate::audit::append_pub(
+        &log,
+        &avc(
+            1,
+            "go",
+            "write",
+            "file",
+            "go_u:go_r:go_t:s0",
+            "go_u:object_r:cache_t:s0",
+            Target::Path(target),
+        ),
+    );
+    let all = wait_denials(&sb.socket(), 1);
+    assert_eq!(
+        denial_for(&all, target)["diagnosis"]["kind"],
+        "boolean_would_allow"
+    );
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let c = selinux_component(&sb.socket());
+        if c["state"] == "running" && c["detail"].as_str().unwrap().contains("policy load 3") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the status page is not followed: {c:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // What `semodule -i` and `setsebool -P go_can_write 1` leave behind: new
+    // file_contexts and a policy whose boolean is on. Nothing follows yet.
+    std::fs::write(fc.with_extension("new"), fc_line(after_type)).unwrap();
+    std::fs::rename(fc.with_extension("new"), &fc).unwrap();
+    let conf = std::fs::read_to_string(GO_MINI)
+        .unwrap()
+        .replace("bool go_can_write false;", "bool go_can_write true;");
+    let conf_path = sb.path().join("go-mini-on.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let out = Command::new(require_tool("checkpolicy", "checkpolicy"))
+        .args(["-M", "-o"])
+        .arg(policy.with_extension("new"))
+        .arg(&conf_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "checkpolicy: {}", stderr(&out));
+    std::fs::rename(policy.with_extension("new"), &policy).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        label_of(&entry),
+        before_type,
+        "relabelled before any policy load"
+    );
+
+    // The kernel loads the policy: the counter moves.
+    write_status_page(&status, 4);
+    let t0 = Instant::now();
+    let deadline = t0 + STARTUP;
+    loop {
+        let labels: Vec<String> = [&root, &root.join("ab"), &entry]
+            .iter()
+            .map(|p| label_of(p))
+            .collect();
+        let all = wait_denials(&sb.socket(), 1);
+        let kind = denial_for(&all, target)["diagnosis"]["kind"].clone();
+        if labels.iter().all(|l| l == after_type) && kind == "allowed_by_current_policy" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not followed: labels {labels:?}, verdict {kind}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = selinux_component(&sb.socket());
+    assert!(
+        c["detail"].as_str().unwrap().contains("policy load 4"),
+        "{c:#}"
+    );
+    eprintln!("policy load followed in {:?}", t0.elapsed());
+    // The relabels are journaled as self-healing.
+    let j = stdout(&ctl(
+        &sb.socket(),
+        &["journal", "--json", "--path", root.to_str().unwrap()],
+    ));
+    assert!(j.contains(&entry.display().to_string()), "{j}");
+}

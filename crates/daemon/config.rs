@@ -63,6 +63,10 @@ pub struct SelinuxConfig {
     /// A binary policy (`policy.33`) for denial diagnoses; empty = the loaded
     /// one (`/sys/fs/selinux/policy`) when there is one.
     pub policy: OptionalAbsPath,
+    /// The kernel's SELinux status page, whose policy load counter goguardd follows
+    /// (a policy load or boolean change re-reads verdicts and expected labels);
+    /// empty = `/sys/fs/selinux/status`.
+    pub status: OptionalAbsPath,
 }
 
 /// `[heal]`: self-healing as a whole.

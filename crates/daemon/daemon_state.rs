@@ -39,6 +39,7 @@ pub const AUDIT: &str = "audit";
 pub const STORE: &str = "store";
 pub const WATCHER: &str = "watcher";
 pub const SCAN: &str = "scan";
+pub const SELINUX: &str = "selinux";
 
 /// Component states, mirrored into the `goguard_component_up` gauge.
 pub struct Components {

@@ -15,6 +15,8 @@
 //!   one root through goguard-fs; `healing`: scans, self-healing and
 //!   requested repairs across roots, journaled; `watch_task`: inotify on
 //!   every root and self-healing of each changed path;
+//! - `policy_follower`: follows SELinux policy loads and boolean changes
+//!   (verdicts and expected labels re-read without a restart);
 //! - `ledger`: write-ahead journaling of every change (intents before,
 //!   outcomes after, intents of an unclean stop settled at the next start);
 //!   `journal_writer`: the thread that writes self-healing's outcomes;
@@ -40,6 +42,7 @@ mod logging;
 mod metrics;
 mod notify;
 mod paging;
+mod policy_follower;
 mod repair;
 mod resolve;
 mod roots;

@@ -334,6 +334,8 @@ pub struct Metrics {
     /// 1 when a component is running, 0 otherwise.
     pub component_up: Family<ComponentLabels, Gauge>,
     pub scrapes: Counter,
+    /// SELinux policy loads (and boolean changes) followed without a restart.
+    pub policy_loads: Counter,
     pub audit: AuditMetrics,
     pub watch: WatchMetrics,
     pub hygiene: HygieneMetrics,
@@ -382,6 +384,12 @@ impl Metrics {
             "Scrapes of this endpoint",
             scrapes.clone(),
         );
+        let policy_loads = Counter::default();
+        registry.register(
+            "goguard_selinux_policy_loads",
+            "SELinux policy loads and boolean changes goguardd followed (verdicts and expected labels re-read)",
+            policy_loads.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector {
             started,
             started_unix,
@@ -402,6 +410,7 @@ impl Metrics {
             reloads,
             component_up,
             scrapes,
+            policy_loads,
             audit,
             watch,
             hygiene,

@@ -218,7 +218,12 @@ pub async fn run(
         .set(crate::daemon_state::WATCHER, ComponentState::Starting, "");
     let mut watcher = tokio::spawn(crate::watch_task::run(state.clone(), stop_rx.clone()));
     // Trims and module-cache verifications on the [hygiene] schedules; ends on stop.
-    tokio::spawn(crate::hygiene_task::run(state.clone(), stop_rx.clone()));
+    let mut hygiene = tokio::spawn(crate::hygiene_task::run(state.clone(), stop_rx.clone()));
+    // SELinux policy loads and boolean changes, followed without a restart.
+    state
+        .components
+        .set(crate::daemon_state::SELINUX, ComponentState::Starting, "");
+    let mut follower = tokio::spawn(crate::policy_follower::run(state.clone(), stop_rx.clone()));
     let audit_config = state.config().audit.clone();
     let mut audit = if audit_config.enabled_in(opts.mode) {
         state.components.set(
@@ -334,6 +339,20 @@ pub async fn run(
                     Ok(Err(e)) => Err(e.context("the audit follower failed")),
                     Err(e) => Err(anyhow::anyhow!("the audit follower task panicked: {e}")),
                 };
+            }
+            // These two return only once asked to stop: ending earlier is a bug, and a
+            // daemon that stopped trimming or following the policy must not look healthy.
+            ended = &mut hygiene => {
+                break Err(match ended {
+                    Ok(()) => anyhow::anyhow!("the hygiene task stopped unexpectedly"),
+                    Err(e) => anyhow::anyhow!("the hygiene task panicked: {e}"),
+                });
+            }
+            ended = &mut follower => {
+                break Err(match ended {
+                    Ok(()) => anyhow::anyhow!("the SELinux policy follower stopped unexpectedly"),
+                    Err(e) => anyhow::anyhow!("the SELinux policy follower panicked: {e}"),
+                });
             }
             ended = &mut server => {
                 break match ended {
