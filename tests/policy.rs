@@ -905,3 +905,100 @@ fn a_policy_load_is_followed_without_a_restart() {
     ));
     assert!(j.contains(&entry.display().to_string()), "{j}");
 }
+
+/// A `[[root]]` that declares a label file_contexts do not give it: `roots` says the
+/// next restorecon would undo it, `label persist --dry-run` prints the guide's
+/// `semanage fcontext -a` line, and once file_contexts carry the rule (what semanage
+/// writes; the enforcing-kernel tier runs the real semanage) `roots` calls it
+/// persisted. goguardd applies the declared type either way.
+#[test]
+fn a_declared_label_not_in_file_contexts_is_reported_until_persisted() {
+    if !needs_root("writes security.selinux") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let root = sb.path().join("ci.cache");
+    std::fs::create_dir_all(root.join("ab")).unwrap();
+    std::fs::write(root.join("ab/0123-d"), b"x").unwrap();
+    let var_t = "system_u:object_r:var_t:s0";
+    for p in [&root, &root.join("ab"), &root.join("ab/0123-d")] {
+        set_label(p, var_t);
+    }
+    let fc = sb.path().join("file_contexts");
+    let escaped = root.to_str().unwrap().replace('.', "\\.");
+    std::fs::write(&fc, format!("{}(/.*)?\t{var_t}\n", sb.path().display())).unwrap();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n[selinux]\nfile_contexts = \"{}\"\n\
+         [[root]]\npath = \"{}\"\nkind = \"gocache\"\nowner = \"root\"\nlabel = \"container_file_t\"\n",
+        fc.display(),
+        root.display()
+    ));
+    let _daemon = sb.start();
+    let roots_json = || -> serde_json::Value {
+        let out = ctl(&sb.socket(), &["roots", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        j["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"] == root.display().to_string())
+            .cloned()
+            .unwrap()
+    };
+    let r = roots_json();
+    assert_eq!(r["declared_label_type"], "container_file_t", "{r:#}");
+    assert_eq!(r["file_contexts_type"], "var_t", "{r:#}");
+    assert_eq!(r["label_persisted"], false, "{r:#}");
+    // goguardd applied the declared type.
+    assert_eq!(
+        label_of(&root.join("ab/0123-d")),
+        "system_u:object_r:container_file_t:s0"
+    );
+    let text = stdout(&ctl(&sb.socket(), &["roots"]));
+    assert!(
+        text.contains("declared labels that restorecon would undo")
+            && text.contains(&format!(
+                "{}: container_file_t (file_contexts say var_t)",
+                root.display()
+            )),
+        "{text}"
+    );
+    let out = ctl(&sb.socket(), &["label", "persist", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("semanage fcontext -a -t container_file_t '{escaped}(/.*)?'")
+    );
+    // A root that is not declared is refused by name.
+    let out = ctl(
+        &sb.socket(),
+        &["label", "persist", "--dry-run", "/srv/other"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/srv/other is not a root with a declared label"));
+
+    // What `semanage fcontext -a` adds (file_contexts.local), then a rescan.
+    std::fs::write(
+        &fc,
+        format!(
+            "{}(/.*)?\t{var_t}\n{escaped}(/.*)?\tsystem_u:object_r:container_file_t:s0\n",
+            sb.path().display()
+        ),
+    )
+    .unwrap();
+    let out = ctl(&sb.socket(), &["rescan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = roots_json();
+    assert_eq!(r["file_contexts_type"], "container_file_t", "{r:#}");
+    assert_eq!(r["label_persisted"], true, "{r:#}");
+    let text = stdout(&ctl(&sb.socket(), &["roots"]));
+    assert!(!text.contains("restorecon would undo"), "{text}");
+    let out = ctl(&sb.socket(), &["label", "persist"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nothing to persist"),
+        "{}",
+        stdout(&out)
+    );
+}

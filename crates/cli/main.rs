@@ -15,6 +15,7 @@ mod doctor;
 mod explain;
 mod hygiene;
 mod journal;
+mod label;
 mod policy;
 mod render;
 mod roots;
@@ -118,6 +119,9 @@ enum Command {
     /// all; a user the changes in their own roots. Exit 0 (also when nothing
     /// was journaled); 2: error.
     Journal(journal::JournalArgs),
+    /// Declared root labels as local file-context rules, so restorecon keeps them.
+    #[command(subcommand)]
+    Label(label::LabelCommand),
     /// Discover the roots again and scan (and self-heal) them now. Admins only.
     Rescan {
         /// Print JSON instead of a line.
@@ -242,6 +246,7 @@ fn main() -> ExitCode {
             path,
         } => run_async(repair(cli.socket, path, kinds, dry_run, json, style)),
         Command::Journal(args) => run_async(journal::run(cli.socket, args, style)),
+        Command::Label(cmd) => run_async(label::run(cli.socket, cmd)),
         Command::Trim(args) => run_async(hygiene::trim(cli.socket, args, style)),
         Command::Modcache(cmd) => run_async(hygiene::modcache(cli.socket, cmd, style)),
         Command::Doctor(args) => doctor::run(args, cli.socket.as_deref(), &style),
@@ -510,6 +515,7 @@ async fn list_roots(socket: Option<PathBuf>, json: bool, style: render::Style) -
     let mut out = std::io::stdout().lock();
     let mut request = goguard_proto::v1::ListRootsRequest::default();
     let (mut total, mut widths, mut problems) = (0usize, Vec::new(), Vec::new());
+    let mut labels = Vec::new();
     loop {
         let r = match client.list_roots(request.clone()).await {
             Ok(r) => r.into_inner(),
@@ -539,6 +545,7 @@ async fn list_roots(socket: Option<PathBuf>, json: bool, style: render::Style) -
                 );
             }
             problems.extend(r.problems);
+            labels.extend(label::declared(&r.roots));
         }
         total += r.roots.len();
         if !emit(&mut out, &text) {
@@ -552,7 +559,7 @@ async fn list_roots(socket: Option<PathBuf>, json: bool, style: render::Style) -
     let text = if json {
         "]}\n".to_owned()
     } else {
-        roots::roots_footer(total, &problems)
+        roots::roots_footer(total, &problems) + &label::footer(&labels)
     };
     emit(&mut out, &text);
     ExitCode::SUCCESS

@@ -17,6 +17,12 @@ pub struct RootJson {
     pub entries: u64,
     pub findings: u64,
     pub last_scan_unix: f64,
+    /// The type the `[[root]] label` declares (absent: file_contexts decide).
+    pub declared_label_type: Option<String>,
+    /// What file_contexts (and so restorecon) give the root (absent: unknown).
+    pub file_contexts_type: Option<String>,
+    /// With a declared label: whether file_contexts agree, so restorecon keeps it.
+    pub label_persisted: Option<bool>,
 }
 
 impl RootJson {
@@ -30,6 +36,12 @@ impl RootJson {
             entries: r.entries,
             findings: r.findings,
             last_scan_unix: r.last_scan_unix,
+            declared_label_type: (!r.declared_label_type.is_empty())
+                .then(|| r.declared_label_type.clone()),
+            file_contexts_type: (!r.file_contexts_type.is_empty())
+                .then(|| r.file_contexts_type.clone()),
+            label_persisted: (!r.declared_label_type.is_empty())
+                .then(|| r.declared_label_type == r.file_contexts_type),
         }
     }
 }

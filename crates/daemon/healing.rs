@@ -73,6 +73,7 @@ fn scan_root(
         entries: report.entries,
         findings: report.findings,
         last_scan: roots::unix_now(),
+        file_contexts_type: roots::file_contexts_type(contexts, &root.path),
     }
 }
 

@@ -192,6 +192,18 @@ pub struct RootState {
     pub entries: u64,
     pub findings: Vec<goguard_policy::Finding>,
     pub last_scan: f64,
+    /// The type file_contexts give the root directory at the last scan (what
+    /// restorecon would set), when known.
+    pub file_contexts_type: Option<String>,
+}
+
+/// The type `contexts` give `path` as a directory: what restorecon would set there.
+pub fn file_contexts_type(
+    contexts: Option<&goguard_fs::FileContexts>,
+    path: &Path,
+) -> Option<String> {
+    let context = contexts?.lookup(path, libc::S_IFDIR)?;
+    goguard_fs::label::parse_context(&context).map(|c| c.type_.to_owned())
 }
 
 /// Every root, as the tasks share it.

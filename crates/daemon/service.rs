@@ -201,6 +201,14 @@ impl GoGuard for GoGuardService {
                     entries: r.entries,
                     findings: r.findings.len() as u64,
                     last_scan_unix: r.last_scan,
+                    declared_label_type: r
+                        .root
+                        .expected
+                        .label
+                        .as_ref()
+                        .map(|l| l.type_.clone())
+                        .unwrap_or_default(),
+                    file_contexts_type: r.file_contexts_type.clone().unwrap_or_default(),
                 })
                 .take_while(|x| budget.take(x.encoded_len()))
                 .collect();

@@ -33,6 +33,9 @@ pub struct DaemonFacts {
     pub findings: Vec<pb::Finding>,
     /// The newest denials on those roots, or why they could not be listed.
     pub denials: Result<Vec<pb::Denial>, String>,
+    /// Declared root labels of every root the caller may see (an admin: all), with what
+    /// file_contexts say for them.
+    pub declared_labels: Vec<crate::label::LabelRule>,
 }
 
 impl Default for DaemonFacts {
@@ -43,6 +46,7 @@ impl Default for DaemonFacts {
             roots: Vec::new(),
             findings: Vec::new(),
             denials: Ok(Vec::new()),
+            declared_labels: Vec::new(),
         }
     }
 }
@@ -93,6 +97,7 @@ pub async fn ask(socket: Option<&Path>, uid: u32) -> DaemonFacts {
             }
         }
     }
+    facts.declared_labels = crate::label::declared(&roots);
     // An admin sees every root: keep the caller's own.
     facts.roots = roots
         .into_iter()
@@ -192,6 +197,32 @@ pub fn check(facts: &DaemonFacts, local_roots: &[PathBuf]) -> Check {
     }
     if let Some(p) = &facts.problem {
         c.notes.push(p.clone());
+    }
+    for r in facts.declared_labels.iter().filter(|r| !r.persisted()) {
+        c.findings.push(Finding::new(
+            Severity::Warning,
+            "label_not_persisted",
+            Some(r.root.clone()),
+            format!(
+                "{} declares label {}, but file_contexts give it {}: the next restorecon or \
+                 full relabel undoes it (goguardd then relabels it back)",
+                r.root,
+                r.declared_type,
+                if r.file_contexts_type.is_empty() {
+                    "no type"
+                } else {
+                    &r.file_contexts_type
+                }
+            ),
+            vec![
+                format!("goguardctl label persist {}", sh_quote(&r.root)),
+                format!(
+                    "semanage fcontext -a -t {} {}",
+                    r.declared_type,
+                    sh_quote(&r.spec())
+                ),
+            ],
+        ));
     }
     for f in &facts.findings {
         let mut finding = Finding::new(
