@@ -50,13 +50,13 @@ fn lib_source(name: &str, n: usize, imports: &[String]) -> (String, String) {
     src.push_str(&format!(
         "// Name names the package.\nfunc Name() string {{ return \"{name}\" }}\n\n"
     ));
-    src.push_str(&format!(
-        "type Item struct {{\n\tKey   string\n\tValue int\n}}\n\n\
-         func Sorted(xs []Item) []Item {{\n\tout := append([]Item(nil), xs...)\n\t\
-         sort.Slice(out, func(a, b int) bool {{ return out[a].Key < out[b].Key }})\n\treturn out\n}}\n\n\
-         func Join(xs []Item) string {{\n\tparts := make([]string, len(xs))\n\tfor i, x := range xs {{\n\t\t\
-         parts[i] = x.Key + \"=\" + strconv.Itoa(x.Value)\n\t}}\n\treturn strings.Join(parts, \",\")\n}}\n\n"
-    ));
+    src.push_str(
+        "type Item struct {\n\tKey   string\n\tValue int\n}\n\n\
+         func Sorted(xs []Item) []Item {\n\tout := append([]Item(nil), xs...)\n\t\
+         sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })\n\treturn out\n}\n\n\
+         func Join(xs []Item) string {\n\tparts := make([]string, len(xs))\n\tfor i, x := range xs {\n\t\t\
+         parts[i] = x.Key + \"=\" + strconv.Itoa(x.Value)\n\t}\n\treturn strings.Join(parts, \",\")\n}\n\n",
+    );
     let deps: Vec<String> = imports.iter().map(|i| format!("{i}.Name()")).collect();
     src.push_str(&format!(
         "func Deps() string {{ return \"\" {} }}\n\n",
