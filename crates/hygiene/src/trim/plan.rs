@@ -1000,5 +1000,14 @@ mod tests {
         let trim_at = t + margin + Duration::from_secs(2);
         let p = plan(&entries, None, &policy, trim_at);
         assert_eq!(p.removals.len(), 2);
+        // Why the margin: with a grace of exactly `mtimeInterval`, that entry (looked up a
+        // second before its mtime turned an hour old, so not refreshed) is evictable two
+        // seconds after the lookup, while the build may still have to open its -d.
+        let no_margin = TrimPolicy {
+            in_use_grace: MTIME_INTERVAL,
+            ..policy
+        };
+        let p = plan(&entries, None, &no_margin, t + Duration::from_secs(2));
+        assert_eq!(p.removals.len(), 2);
     }
 }
