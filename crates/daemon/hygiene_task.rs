@@ -213,6 +213,9 @@ fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause, grace: Duratio
         m.trims.inc();
         m.trim_entries_removed.inc_by(r.entries_removed);
         m.trim_bytes_freed.inc_by(r.bytes_freed);
+    }
+    if !r.dry_run {
+        // Also when nothing ran: a root whose cap was removed loses its finding.
         record_cap(state, r, grace);
     }
     if ran || matches!(cause, Cause::Request(_)) {
@@ -252,8 +255,8 @@ fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause, grace: Duratio
     }
 }
 
-/// Keeps `caps_unmet`, its metrics and its log up to date after a trim that ran (not a dry
-/// run): a cap the rule could not meet is a finding and a metric, never a broken build.
+/// Keeps `caps_unmet`, its metrics and its log up to date after a trim (not a dry run): a
+/// cap the rule could not meet is a finding and a metric, never a broken build.
 fn record_cap(state: &DaemonState, r: &TrimReport, grace: Duration) {
     let m = &state.metrics.hygiene;
     let mut unmet = state.caps_unmet.lock().expect("caps_unmet lock");
