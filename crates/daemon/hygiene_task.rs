@@ -243,7 +243,16 @@ fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause, grace: Duratio
         bytes_freed: r.bytes_freed,
         modules_verified: 0,
         modules_bad: 0,
-        detail: trim_result(r, grace).reason,
+        detail: match r.cap {
+            Some(cap) if !cap.met => format!(
+                "{}; size cap of {} bytes not met: {} bytes over, kept (used within {})",
+                trim_result(r, grace).reason,
+                cap.max_bytes,
+                cap.excess_bytes(),
+                age(grace)
+            ),
+            _ => trim_result(r, grace).reason,
+        },
     };
     if let Err(e) = state
         .store
