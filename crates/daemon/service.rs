@@ -190,6 +190,15 @@ impl GoGuard for GoGuardService {
             first_in_order(&mut page, paging::page_cap(r.page_size), |a, b| {
                 a.root.path.as_os_str().cmp(b.root.path.as_os_str())
             });
+            // A size cap the last trim could not meet counts as one finding of its root.
+            let unmet: std::collections::HashSet<PathBuf> = self
+                .state
+                .caps_unmet
+                .lock()
+                .expect("caps_unmet lock")
+                .keys()
+                .cloned()
+                .collect();
             let mut budget = paging::Budget::default();
             let roots: Vec<pb::CacheRoot> = page
                 .iter()
@@ -201,7 +210,7 @@ impl GoGuard for GoGuardService {
                     owner_uid: r.root.expected.owner.unwrap_or(0),
                     exists: r.exists,
                     entries: r.entries,
-                    findings: r.findings.len() as u64,
+                    findings: r.findings.len() as u64 + u64::from(unmet.contains(&r.root.path)),
                     last_scan_unix: r.last_scan,
                 })
                 .take_while(|x| budget.take(x.encoded_len()))
