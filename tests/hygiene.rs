@@ -210,10 +210,11 @@ fn a_size_cap_evicts_least_recently_used_entries_whole() {
         return;
     };
     assert!(build_as(&user, &other, &[]).status.success());
-    // `other`'s entries were used two hours ago (evictable, not expired); `hello`'s now.
-    let two_hours = SystemTime::now() - Duration::from_secs(2 * 3600);
+    // `other`'s entries were used three hours ago (past the cap's two-hour grace, not
+    // expired); `hello`'s now.
+    let three_hours = SystemTime::now() - Duration::from_secs(3 * 3600);
     for e in entries(&gocache) {
-        set_mtime(&gocache.join(e), two_hours);
+        set_mtime(&gocache.join(e), three_hours);
     }
     assert!(build_as(&user, &hello, &[]).status.success());
     let size = |set: &std::collections::BTreeSet<String>| -> u64 {

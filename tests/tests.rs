@@ -21,3 +21,4 @@ mod robustness;
 mod security;
 mod stop;
 mod systemd_units;
+mod trim_stress;

@@ -94,6 +94,11 @@ pub struct HygieneConfig {
     pub trim_interval_secs: Bounded<0, 604_800>,
     /// Size cap for GOCACHE roots that declare no `max_size` of their own; unset = none.
     pub gocache_max_size: Option<goguard_policy::config::ByteSize>,
+    /// A size cap never evicts an entry whose `-a` or `-d` was used (by mtime) within this
+    /// many seconds. Go refreshes an entry's mtime at most once an hour, so this is an hour
+    /// plus the margin a build has to open what it looked up (goguard-hygiene's trim plan,
+    /// rule 4); shorter values are refused.
+    pub size_cap_grace_secs: CapGrace,
     /// Seconds between verifications of every GOMODCACHE root; 0 = never. The first one
     /// comes one interval after the last recorded one (or after start).
     pub verify_interval_secs: Bounded<0, 31_536_000>,
@@ -104,6 +109,7 @@ impl Default for HygieneConfig {
         HygieneConfig {
             trim_interval_secs: Bounded(3600),
             gocache_max_size: None,
+            size_cap_grace_secs: CapGrace(goguard_hygiene::trim::DEFAULT_IN_USE_GRACE.as_secs()),
             verify_interval_secs: Bounded(604_800),
         }
     }
@@ -362,6 +368,37 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX>
             )));
         }
         Ok(Bounded(n as u64))
+    }
+}
+
+/// The in-use grace of size caps in seconds: at least
+/// [`goguard_hygiene::trim::MIN_IN_USE_GRACE`], at most 30 days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CapGrace(pub u64);
+
+impl CapGrace {
+    pub fn duration(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CapGrace {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        let min = goguard_hygiene::trim::MIN_IN_USE_GRACE.as_secs();
+        let max = 30 * 86_400;
+        if n < min as i64 {
+            return Err(serde::de::Error::custom(format!(
+                "{n} s is too short: Go refreshes a cache entry's mtime at most once an hour,                  so a size cap with a grace under 3600 s plus a margin can evict entries a                  running build has just looked up and make it fail; use at least {min}                  (default {})",
+                goguard_hygiene::trim::DEFAULT_IN_USE_GRACE.as_secs()
+            )));
+        }
+        if n as u64 > max {
+            return Err(serde::de::Error::custom(format!(
+                "must be at most {max} (30 days), not {n}"
+            )));
+        }
+        Ok(CapGrace(n as u64))
     }
 }
 
@@ -726,6 +763,27 @@ idle_timeout_secs = 60
         assert!(e.message.contains("unknown size unit"), "{e}");
         let e = err("[hygiene]\ntrim_interval_secs = -5\n");
         assert_eq!(e.line_col.map(|p| p.0), Some(2), "{e}");
+    }
+
+    #[test]
+    fn size_cap_grace_is_over_gos_refresh_interval_plus_a_margin() {
+        assert_eq!(Config::default().hygiene.size_cap_grace_secs.0, 7200);
+        let c = parse(
+            Path::new("x.toml"),
+            "[hygiene]\nsize_cap_grace_secs = 3900\n",
+        )
+        .unwrap();
+        assert_eq!(c.hygiene.size_cap_grace_secs.0, 3900);
+        for short in ["3600", "3899", "0", "-1"] {
+            let e = err(&format!(
+                "[hygiene]\ngocache_max_size = \"1GiB\"\nsize_cap_grace_secs = {short}\n"
+            ));
+            assert_eq!(e.line_col.map(|p| p.0), Some(3), "{e}");
+            assert!(e.message.contains("too short"), "{e}");
+            assert!(e.message.contains("at least 3900"), "{e}");
+        }
+        let e = err("[hygiene]\nsize_cap_grace_secs = 99999999\n");
+        assert!(e.message.contains("at most"), "{e}");
     }
 
     #[test]

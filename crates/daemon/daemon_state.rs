@@ -120,6 +120,9 @@ pub struct DaemonState {
     pub loop_guard: Mutex<goguard_policy::LoopGuard>,
     /// Corrupt or incomplete modules found by the latest verification of each root.
     pub modules_bad: Mutex<std::collections::HashMap<String, u64>>,
+    /// GOCACHE roots whose size cap the latest trim could not meet under the cap's rule
+    /// (shown as `size_cap_unmet` findings, summed in `goguard_trim_cap_excess_bytes`).
+    pub caps_unmet: Mutex<std::collections::HashMap<PathBuf, crate::hygiene_task::CapUnmet>>,
     /// The binary policy denial diagnoses consult, replaced on reload.
     pub diagnoser: RwLock<Arc<crate::diagnosis::Diagnoser>>,
 }

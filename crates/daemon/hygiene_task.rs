@@ -47,6 +47,44 @@ impl Cause {
     }
 }
 
+/// A root whose size cap its latest trim could not meet under the cap's rule: every entry
+/// left had its `-a` or `-d` used within the grace (or was named by an unreadable `-a`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapUnmet {
+    pub max_bytes: u64,
+    pub kept_bytes: u64,
+    pub grace_secs: u64,
+    /// When (unix seconds).
+    pub at: f64,
+}
+
+impl CapUnmet {
+    /// The finding `goguardctl findings` shows for the root (kind `size_cap_unmet`).
+    pub fn finding(&self, root: &Path) -> pb::Finding {
+        pb::Finding {
+            root: root.display().to_string(),
+            path: root.display().to_string(),
+            kind: SIZE_CAP_UNMET.to_owned(),
+            observed: format!(
+                "{} bytes kept, {} over the cap: every entry left was used within the last {} \
+                 (a build may still open it)",
+                self.kept_bytes,
+                self.kept_bytes.saturating_sub(self.max_bytes),
+                age(Duration::from_secs(self.grace_secs))
+            ),
+            expected: format!(
+                "at most {} bytes (raise the cap above the builds' working set)",
+                self.max_bytes
+            ),
+            severity: "warning".to_owned(),
+            heal: "off".to_owned(),
+        }
+    }
+}
+
+/// The finding kind of a size cap the rule could not meet.
+pub const SIZE_CAP_UNMET: &str = "size_cap_unmet";
+
 static TRIMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 static VERIFICATIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
@@ -70,7 +108,9 @@ pub async fn trim_roots(
     force: bool,
     cause: Cause,
 ) -> Vec<pb::TrimResult> {
-    let default_cap = state.config().hygiene.gocache_max_size.map(|s| s.0);
+    let config = state.config();
+    let default_cap = config.hygiene.gocache_max_size.map(|s| s.0);
+    let grace = config.hygiene.size_cap_grace_secs.duration();
     let mut out = Vec::new();
     // At most two trims at a time, whoever asks: the others wait here, not on a blocking
     // thread, so trims can never exhaust the pool other work needs.
@@ -80,7 +120,7 @@ pub async fn trim_roots(
             max_bytes: root.max_size.or(default_cap),
             force,
             dry_run,
-            ..TrimPolicy::default()
+            in_use_grace: grace,
         };
         let opened = root.clone();
         let report = tokio::task::spawn_blocking(move || {
@@ -95,8 +135,8 @@ pub async fn trim_roots(
         .await;
         let result = match report {
             Ok(Ok(report)) => {
-                record_trim(state, &report, cause);
-                trim_result(&report)
+                record_trim(state, &report, cause, grace);
+                trim_result(&report, grace)
             }
             Ok(Err(e)) => {
                 tracing::warn!(root = %root.path.display(), error = %e, "trim failed");
@@ -117,7 +157,7 @@ pub async fn trim_roots(
     out
 }
 
-fn trim_result(r: &TrimReport) -> pb::TrimResult {
+fn trim_result(r: &TrimReport, grace: Duration) -> pb::TrimResult {
     let ran = r.age_trim || r.cap.is_some();
     let reason = if r.age_trim {
         "Go's age rule (entries unused for 5 days)".to_owned()
@@ -146,8 +186,11 @@ fn trim_result(r: &TrimReport) -> pb::TrimResult {
         && !cap.met
     {
         errors.push(format!(
-            "the size cap of {} bytes is not met: what is left was used within the last hour",
-            cap.max_bytes
+            "the size cap of {} bytes is not met ({} bytes over): every entry left was used \
+             within the last {}, and a running build may still open it",
+            cap.max_bytes,
+            cap.excess_bytes(),
+            age(grace)
         ));
     }
     pb::TrimResult {
@@ -163,13 +206,17 @@ fn trim_result(r: &TrimReport) -> pb::TrimResult {
     }
 }
 
-fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause) {
+fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause, grace: Duration) {
     let ran = r.age_trim || r.cap.is_some();
     if !r.dry_run && ran {
         let m = &state.metrics.hygiene;
         m.trims.inc();
         m.trim_entries_removed.inc_by(r.entries_removed);
         m.trim_bytes_freed.inc_by(r.bytes_freed);
+    }
+    if !r.dry_run {
+        // Also when nothing ran: a root whose cap was removed loses its finding.
+        record_cap(state, r, grace);
     }
     if ran || matches!(cause, Cause::Request(_)) {
         tracing::info!(
@@ -196,7 +243,16 @@ fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause) {
         bytes_freed: r.bytes_freed,
         modules_verified: 0,
         modules_bad: 0,
-        detail: trim_result(r).reason,
+        detail: match r.cap {
+            Some(cap) if !cap.met => format!(
+                "{}; size cap of {} bytes not met: {} bytes over, kept (used within {})",
+                trim_result(r, grace).reason,
+                cap.max_bytes,
+                cap.excess_bytes(),
+                age(grace)
+            ),
+            _ => trim_result(r, grace).reason,
+        },
     };
     if let Err(e) = state
         .store
@@ -206,6 +262,46 @@ fn record_trim(state: &DaemonState, r: &TrimReport, cause: Cause) {
     {
         tracing::warn!(error = %e, "could not record the trim in the store");
     }
+}
+
+/// Keeps `caps_unmet`, its metrics and its log up to date after a trim (not a dry run): a
+/// cap the rule could not meet is a finding and a metric, never a broken build.
+fn record_cap(state: &DaemonState, r: &TrimReport, grace: Duration) {
+    let m = &state.metrics.hygiene;
+    let mut unmet = state.caps_unmet.lock().expect("caps_unmet lock");
+    match r.cap {
+        Some(cap) if !cap.met => {
+            m.trim_caps_unmet.inc();
+            let entry = CapUnmet {
+                max_bytes: cap.max_bytes,
+                kept_bytes: cap.kept_bytes,
+                grace_secs: grace.as_secs(),
+                at: roots::unix_now(),
+            };
+            // Logged when it starts, not at every trim while it lasts.
+            if !unmet.contains_key(&r.root) {
+                tracing::warn!(
+                    root = %r.root.display(),
+                    max_bytes = cap.max_bytes,
+                    kept_bytes = cap.kept_bytes,
+                    grace_secs = grace.as_secs(),
+                    "size cap not met: every entry left was used within the grace; kept rather \
+                     than break a running build"
+                );
+            }
+            unmet.insert(r.root.clone(), entry);
+        }
+        _ => {
+            if unmet.remove(&r.root).is_some() {
+                tracing::info!(root = %r.root.display(), "size cap met again");
+            }
+        }
+    }
+    let excess: u64 = unmet
+        .values()
+        .map(|u| u.kept_bytes.saturating_sub(u.max_bytes))
+        .sum();
+    m.trim_cap_excess_bytes.set(excess as i64);
 }
 
 /// Verification results: the modules that are not intact, and one summary per root.

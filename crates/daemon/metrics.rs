@@ -283,6 +283,10 @@ pub struct HygieneMetrics {
     pub trims: Counter,
     pub trim_entries_removed: Counter,
     pub trim_bytes_freed: Counter,
+    /// Trims whose size cap the rule could not meet (what was left was inside the grace).
+    pub trim_caps_unmet: Counter,
+    /// Bytes over their caps that the latest trim of each root kept, summed.
+    pub trim_cap_excess_bytes: Gauge,
     pub verifications: Counter,
     pub modules_verified: Counter,
     /// Corrupt or incomplete modules found by the latest verification of each root, summed.
@@ -306,6 +310,19 @@ impl HygieneMetrics {
             "Bytes freed by GOCACHE trims",
             Unit::Bytes,
             self.trim_bytes_freed.clone(),
+        );
+        r.register(
+            "goguard_trim_caps_unmet",
+            "GOCACHE trims that could not meet a size cap without evicting entries used within \
+             the grace (no running build is broken for a cap)",
+            self.trim_caps_unmet.clone(),
+        );
+        r.register_with_unit(
+            "goguard_trim_cap_excess",
+            "Bytes over their size caps that the latest trim of each GOCACHE root had to keep, \
+             summed",
+            Unit::Bytes,
+            self.trim_cap_excess_bytes.clone(),
         );
         r.register(
             "goguard_modcache_verifications",

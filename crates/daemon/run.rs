@@ -177,6 +177,7 @@ pub async fn run(
         roots_ready: tokio::sync::watch::channel(false).0,
         loop_guard: Mutex::new(restored_loop_guard(&store, started)),
         modules_bad: Mutex::new(Default::default()),
+        caps_unmet: Mutex::new(Default::default()),
         diagnoser: RwLock::new(Arc::new(diagnoser)),
     });
     state.components.set(

@@ -5,6 +5,8 @@
 //! Authorization: the interceptor in `authz` attaches a `Caller` to every
 //! request; handlers that need a role check it here, in one place per call.
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +27,7 @@ use crate::authz::{self, Role};
 use crate::daemon_state::{ComponentState, DaemonState};
 use crate::{paging, roots};
 use prost::Message as _;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::OsStrExt;
 
 pub struct GoGuardService {
     pub state: Arc<DaemonState>,
@@ -188,6 +190,15 @@ impl GoGuard for GoGuardService {
             first_in_order(&mut page, paging::page_cap(r.page_size), |a, b| {
                 a.root.path.as_os_str().cmp(b.root.path.as_os_str())
             });
+            // A size cap the last trim could not meet counts as one finding of its root.
+            let unmet: std::collections::HashSet<PathBuf> = self
+                .state
+                .caps_unmet
+                .lock()
+                .expect("caps_unmet lock")
+                .keys()
+                .cloned()
+                .collect();
             let mut budget = paging::Budget::default();
             let roots: Vec<pb::CacheRoot> = page
                 .iter()
@@ -199,7 +210,7 @@ impl GoGuard for GoGuardService {
                     owner_uid: r.root.expected.owner.unwrap_or(0),
                     exists: r.exists,
                     entries: r.entries,
-                    findings: r.findings.len() as u64,
+                    findings: r.findings.len() as u64 + u64::from(unmet.contains(&r.root.path)),
                     last_scan_unix: r.last_scan,
                     declared_label_type: r
                         .root
@@ -276,13 +287,21 @@ impl GoGuard for GoGuardService {
                 }
             };
             let caches = self.state.caches.read().expect("caches lock");
+            // Size caps the last trim could not meet: one finding on the root itself.
+            let caps: Vec<(PathBuf, pb::Finding)> = {
+                let unmet = self.state.caps_unmet.lock().expect("caps_unmet lock");
+                unmet
+                    .iter()
+                    .map(|(root, u)| (root.clone(), u.finding(root)))
+                    .collect()
+            };
             // Every visible finding after the token, by (root, path, kind).
             type Key<'a> = (&'a [u8], &'a [u8], &'a [u8]);
-            let mut page: Vec<(
-                Key<'_>,
-                &goguard_policy::CacheRoot,
-                &goguard_policy::Finding,
-            )> = Vec::new();
+            enum Item<'a> {
+                Drift(&'a goguard_policy::CacheRoot, &'a goguard_policy::Finding),
+                Cap(&'a pb::Finding),
+            }
+            let mut page: Vec<(Key<'_>, Item<'_>)> = Vec::new();
             for x in caches
                 .roots
                 .iter()
@@ -292,25 +311,34 @@ impl GoGuard for GoGuardService {
                 if after.as_ref().is_some_and(|(a, _, _)| root < a.as_slice()) {
                     continue;
                 }
-                for f in &x.findings {
+                let cap = caps
+                    .iter()
+                    .filter(|(p, _)| *p == x.root.path)
+                    .map(|(_, f)| ((root, &b""[..], f.kind.as_bytes()), Item::Cap(f)));
+                let drift = x.findings.iter().map(|f| {
                     let k: Key<'_> = (
                         root,
                         f.rel_path.as_os_str().as_bytes(),
                         f.kind.as_str().as_bytes(),
                     );
+                    (k, Item::Drift(&x.root, f))
+                });
+                for (k, item) in drift.chain(cap) {
                     if after
                         .as_ref()
                         .is_some_and(|(a, b, c)| k <= (a.as_slice(), b.as_slice(), c.as_slice()))
                     {
                         continue;
                     }
-                    if prefix
-                        .as_ref()
-                        .is_some_and(|p| !x.root.path.join(&f.rel_path).starts_with(p))
-                    {
+                    if prefix.as_ref().is_some_and(|p| {
+                        !x.root
+                            .path
+                            .join(Path::new(OsStr::from_bytes(k.1)))
+                            .starts_with(p)
+                    }) {
                         continue;
                     }
-                    page.push((k, &x.root, f));
+                    page.push((k, item));
                 }
             }
             let candidates = page.len();
@@ -320,11 +348,14 @@ impl GoGuard for GoGuardService {
             let mut budget = paging::Budget::default();
             let findings: Vec<pb::Finding> = page
                 .iter()
-                .map(|(_, root, f)| finding_to_pb(root, f))
+                .map(|(_, item)| match item {
+                    Item::Drift(root, f) => finding_to_pb(root, f),
+                    Item::Cap(f) => (*f).clone(),
+                })
                 .take_while(|x| budget.take(x.encoded_len()))
                 .collect();
             let next_page_token = match page.get(findings.len().saturating_sub(1)) {
-                Some(((root, rel, kind), _, _)) if findings.len() < candidates => {
+                Some(((root, rel, kind), _)) if findings.len() < candidates => {
                     paging::encode(paging::Listing::Findings, &[root, rel, kind], filter)
                 }
                 _ => String::new(),

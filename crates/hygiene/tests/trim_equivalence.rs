@@ -571,6 +571,12 @@ fn old_plan(
                 slots.get_mut(&i).expect("slot").removed = Some(RemovalReason::UnreferencedOutput);
                 kept_bytes -= size_of(i);
             }
+            // (Issue 16: an entry is a candidate only when its `-a` and its `-d` are both
+            // past the grace, ranked by the newer of the two; the same rule as the planner.)
+            let last_use = |i: usize| match slots[&i].kind {
+                SlotKind::Action { output: Some(o) } => entries[i].mtime.max(entries[o].mtime),
+                _ => entries[i].mtime,
+            };
             let mut units: Vec<usize> = idx
                 .iter()
                 .copied()
@@ -579,9 +585,15 @@ fn old_plan(
                     !matches!(s.kind, SlotKind::Output)
                         && s.removed.is_none()
                         && entries[*i].mtime < grace_cut
+                        && match s.kind {
+                            SlotKind::Action { output: Some(o) } => entries[o].mtime < grace_cut,
+                            _ => true,
+                        }
                 })
                 .collect();
-            units.sort_by(by_age);
+            units.sort_by(|a, b| {
+                (last_use(*a), &entries[*a].name).cmp(&(last_use(*b), &entries[*b].name))
+            });
             for i in units {
                 if kept_bytes <= max_bytes {
                     break;
@@ -594,9 +606,8 @@ fn old_plan(
                     *n -= 1;
                     let out = slots.get_mut(&o).expect("slot");
                     if *n == 0 && out.removed.is_none() {
-                        // The last kept action referring to it is gone: the entry goes whole,
-                        // even if the output itself was used within the grace (it is now
-                        // unreachable: only action entries lead to outputs).
+                        // The last kept action referring to it is gone: the entry goes whole
+                        // (every action naming it was checked to be past the grace).
                         out.removed = Some(RemovalReason::Evicted);
                         kept_bytes -= size_of(o);
                     }
@@ -606,6 +617,7 @@ fn old_plan(
         CapOutcome {
             max_bytes,
             met: kept_bytes <= max_bytes,
+            kept_bytes,
         }
     });
 

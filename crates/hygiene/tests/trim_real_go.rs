@@ -261,10 +261,24 @@ fn size_cap_evicts_lru_whole_entries_and_go_still_builds() {
         );
     }
     let before = entries(&env.gocache);
+    // What each -a names (read before the trim removes some).
+    let names_d: std::collections::HashMap<String, Option<String>> = before
+        .keys()
+        .filter(|r| r.ends_with("-a"))
+        .map(|a| {
+            let rec = std::fs::read_to_string(env.gocache.join(a)).unwrap();
+            let out = rec
+                .split_whitespace()
+                .nth(2)
+                .map(|o| format!("{}/{o}-d", &o[..2]));
+            (a.clone(), out)
+        })
+        .collect();
     let trim_txt = std::fs::read_to_string(env.gocache.join("trim.txt")).unwrap();
     let cap = total / 2;
-    // The default in-use grace (an hour) would spare everything this fresh cache holds; a
-    // test cannot wait an hour, so the grace is off here (its effect is unit-tested).
+    // The default in-use grace (two hours) would spare everything this fresh cache holds; a
+    // test cannot wait that long, so the grace is off here (its effect is unit-tested, and
+    // the integration test trim_stress runs it with real builds).
     let policy = TrimPolicy {
         max_bytes: Some(cap),
         in_use_grace: Duration::ZERO,
@@ -284,19 +298,25 @@ fn size_cap_evicts_lru_whole_entries_and_go_still_builds() {
     assert!(kept > 0 && after.len() < before.len());
     assert_eq!(report.bytes_kept(), kept);
     assert_no_half_entries(&env.gocache);
-    // Whatever was evicted, evicted entries were older than every kept -a (LRU), apart from
-    // outputs kept for a kept action.
-    let newest_evicted_action = report
+    // Whatever was evicted was used less recently than every kept entry (LRU), an entry
+    // ranked by the newer of its -a's and its -d's mtimes, apart from outputs kept for a
+    // kept action.
+    let rank = |a: &String| {
+        let d = names_d[a].as_ref().filter(|d| before.contains_key(*d));
+        d.map_or(before[a].1, |d| before[a].1.max(before[d].1))
+    };
+    let newest_evicted = report
         .removals
         .iter()
         .filter(|r| r.path.ends_with("-a"))
-        .map(|r| before[&r.path].1)
+        .map(|r| rank(&r.path))
         .max();
-    if let Some(newest) = newest_evicted_action {
-        for (rel, (_, m)) in &after {
-            if rel.ends_with("-a") {
-                assert!(*m >= newest, "kept {rel} is older than an evicted action");
-            }
+    if let Some(newest) = newest_evicted {
+        for rel in after.keys().filter(|r| r.ends_with("-a")) {
+            assert!(
+                rank(rel) >= newest,
+                "kept {rel} is older than an evicted entry"
+            );
         }
     }
 

@@ -31,10 +31,11 @@
 //!   entry that is older than an hour *before* `GetFile`/`OutputFile` return its path, so
 //!   an entry old enough for the age rule that a build is about to use has a fresh mtime;
 //!   the executor re-checks inode and mtime right before each `unlinkat` and keeps a
-//!   touched entry. The size cap never evicts entries used within the in-use grace (one
-//!   `mtimeInterval` by default), because an entry used within the hour does not get its
-//!   mtime refreshed. The remaining race (use between our re-check and the unlink) is the
-//!   one Go's own trim has.
+//!   touched entry. The size cap evicts only whole entries whose `-a` and `-d` are both
+//!   older than the in-use grace (two hours by default: `mtimeInterval`, during which a hit
+//!   does not refresh the mtime, plus an hour of margin for the build to open what it
+//!   looked up); the rule and why it suffices are in [`plan`]'s module docs. The remaining
+//!   race (use between our re-check and the unlink) is the one Go's own trim has.
 
 mod execute;
 mod parallel;
@@ -44,4 +45,7 @@ pub use execute::{
     Listing, RemovalOutcome, RemovalRow, SkippedDir, TrimReport, apply, apply_until, execute,
     execute_in, execute_until, list,
 };
-pub use plan::{CacheEntry, CapOutcome, Removal, RemovalReason, TrimPlan, TrimPolicy, plan};
+pub use plan::{
+    CacheEntry, CapOutcome, DEFAULT_IN_USE_GRACE, MIN_IN_USE_GRACE, Removal, RemovalReason,
+    TrimPlan, TrimPolicy, plan,
+};

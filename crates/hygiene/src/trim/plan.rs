@@ -15,16 +15,44 @@
 //!    entry is alive), and a `-d` is removed only when no kept `-a` refers to it. `-a` files
 //!    Go would ignore (unparsable, or pointing at a `-d` that is missing) are removed once
 //!    they are older than the in-use grace.
-//! 3. **Size cap** (optional, goguard's own): when the kept bytes exceed the cap, first the
-//!    `-d` files no `-a` refers to, then whole entries in least-recently-used order (the `-a`
-//!    mtime, which `Cache.used` refreshes on every hit at most hourly), are evicted until the
-//!    cap is met; an `-a` takes its `-d` along when no other kept `-a` refers to it.
-//! 4. **In-use grace** ([`TrimPolicy::in_use_grace`], default `mtimeInterval`): entries with
-//!    an mtime newer than `now - grace` are never evicted or treated as dangling. A build
-//!    that used an entry within the hour may not have refreshed its mtime (`used` skips
-//!    refreshes younger than an hour) and may still hold its path; a `-d` without its `-a`
-//!    may be a `Put` in progress (`put` writes `-d` first, then `-a`). So the cap may stay
-//!    unmet ([`CapOutcome::met`] false) rather than remove what a build may be using.
+//! 3. **Size cap** (optional, goguard's own), the rule that keeps every running build working
+//!    ([`size_cap`]): when the kept bytes exceed the cap, entries are evicted until the cap
+//!    is met, and only like this:
+//!    - **whole entries only**: an entry is an `-a` and the `-d` it names. A `-d` goes only
+//!      with the last kept `-a` that names it (never one a kept `-a` still names); a `-d` no
+//!      `-a` names goes first (no build can reach it: only an `-a` leads to a `-d`);
+//!    - **both halves past the grace**: an entry is a candidate only when the mtimes of its
+//!      `-a` *and* of its `-d` are older than `now - in_use_grace`; a `-d` no `-a` names,
+//!      only when its own mtime is. An `-a` whose record was not read (what it names is
+//!      unknown) is never evicted;
+//!    - **least recently used first**, an entry ranked by the newer of its two mtimes (one
+//!      entry, one rank: its `-a` and `-d` are never ranked apart);
+//!    - **`-a` before `-d`**: every removal of an `-a` comes before every removal of a `-d`
+//!      (the executor removes in two phases), so a build that finds an `-a` either finds
+//!      its `-d` too or misses (Go's `GetFile` stats the `-d` and treats a missing one as a
+//!      miss), never a hit whose output then disappears because we removed it first.
+//!
+//!    When only entries inside the grace are left, the cap stays unmet ([`CapOutcome::met`]
+//!    false, with the bytes kept): goguardd reports a finding and a metric, and no build
+//!    breaks.
+//! 4. **In-use grace** ([`TrimPolicy::in_use_grace`], default [`DEFAULT_IN_USE_GRACE`], never
+//!    below [`MIN_IN_USE_GRACE`] in goguardd's config), and why it keeps running builds safe:
+//!    Go's `Cache.used` (cache.go l.300–306) refreshes a file's mtime on a hit only when it is
+//!    an hour (`mtimeInterval`) old or older. So right after a build looks an entry up at
+//!    time `T` (`GetFile`: `get` reads the `-a` and calls `used` on it, `OutputFile` calls
+//!    `used` on the `-d`, then the `-d`'s path is returned), both files have an mtime after
+//!    `T - mtimeInterval`. A trim at `N` evicts only entries whose two mtimes are before
+//!    `N - grace`; so it can evict that entry only if `N - T > grace - mtimeInterval`: a build
+//!    that holds a looked-up path for less than the margin `grace - mtimeInterval` (one hour
+//!    by default) never loses it. A grace of exactly `mtimeInterval` has no margin at all: an
+//!    entry looked up a second before its mtime turns an hour old is not refreshed and is
+//!    evictable a second later, while the build that looked it up still has to open it.
+//!    The race between our listing and a lookup (the listing saw an old mtime, a build
+//!    refreshed it just after) is closed by the executor, which checks inode and mtime again
+//!    right before each `unlinkat`, and keeps the `-d` of any `-a` that stayed. What is left
+//!    is the instant between that check and the unlink (Go's own trim has the same, for
+//!    entries unused for 5 days). A `-d` without its `-a` inside the grace may be a `Put` in
+//!    progress (`put` writes `-d` first, then `-a`), and is kept too.
 //!
 //! Only the records of `-a` files that are kept by the age rule matter: an expired `-a` goes
 //! whatever it names, and a `-d` is kept for the `-a` files that stay. So the executor reads
@@ -39,6 +67,15 @@ use std::time::{Duration, SystemTime};
 use crate::gocache::{
     self, ActionRecord, ActionRecordError, CacheId, EntryKind, EntryName, MTIME_INTERVAL, TrimDue,
 };
+
+/// The default in-use grace: Go's `mtimeInterval` plus an hour of margin for the longest
+/// build to open what it looked up (see the module docs, rule 4).
+pub const DEFAULT_IN_USE_GRACE: Duration = Duration::from_secs(MTIME_INTERVAL.as_secs() + 3600);
+
+/// The shortest in-use grace goguardd accepts with a size cap: Go's `mtimeInterval` plus
+/// five minutes. Below `mtimeInterval` a cap can evict an entry a build has just looked up
+/// (its mtime was not refreshed); at `mtimeInterval` the margin is zero.
+pub const MIN_IN_USE_GRACE: Duration = Duration::from_secs(MTIME_INTERVAL.as_secs() + 300);
 
 /// One file in a `00`..`ff` directory of a GOCACHE, as listed (without following symlinks).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +111,8 @@ pub struct TrimPolicy {
     /// Apply Go's age rule even when `trim.txt` says the last trim was less than a day ago
     /// (a manual `goguardctl trim`).
     pub force: bool,
-    /// Entries used more recently than this are never evicted, nor removed as dangling.
+    /// Entries whose `-a` or `-d` mtime is newer than `now - in_use_grace` are never
+    /// evicted, nor removed as dangling (module docs, rule 4).
     pub in_use_grace: Duration,
     /// Plan and report only; remove nothing and leave `trim.txt` alone (executor only).
     pub dry_run: bool,
@@ -85,7 +123,7 @@ impl Default for TrimPolicy {
         TrimPolicy {
             max_bytes: None,
             force: false,
-            in_use_grace: MTIME_INTERVAL,
+            in_use_grace: DEFAULT_IN_USE_GRACE,
             dry_run: false,
         }
     }
@@ -148,9 +186,18 @@ impl Removal {
 pub struct CapOutcome {
     /// The cap.
     pub max_bytes: u64,
-    /// Whether the kept bytes are within it (false when only entries inside the in-use
-    /// grace are left to evict).
+    /// Whether the kept bytes are within it (false when the rule allows no more evictions:
+    /// what is left is inside the in-use grace, or named by an `-a` that was not read).
     pub met: bool,
+    /// The bytes kept (the plan's `bytes_after`); over `max_bytes` when not met.
+    pub kept_bytes: u64,
+}
+
+impl CapOutcome {
+    /// Bytes over the cap that the rule kept (0 when met).
+    pub fn excess_bytes(&self) -> u64 {
+        self.kept_bytes.saturating_sub(self.max_bytes)
+    }
 }
 
 /// What a trim will do.
@@ -311,59 +358,20 @@ pub fn plan(
 
     // 3: the size cap.
     let cap = policy.max_bytes.map(|max_bytes| {
-        if kept_bytes > max_bytes {
-            let by_age = |a: &usize, b: &usize| {
-                (entries[*a].mtime, &entries[*a].name).cmp(&(entries[*b].mtime, &entries[*b].name))
-            };
-            let mut orphans: Vec<usize> = idx
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    slots[i].kind == SlotKind::Output
-                        && slots[i].removed.is_none()
-                        && unreferenced(&refs, i)
-                        && entries[i].mtime < grace_cut
-                })
-                .collect();
-            orphans.sort_by(by_age);
-            for i in orphans {
-                if kept_bytes <= max_bytes {
-                    break;
-                }
-                slots[i].removed = Some(RemovalReason::UnreferencedOutput);
-                kept_bytes -= size_of(i);
-            }
-            let mut units: Vec<usize> = idx
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    slots[i].kind != SlotKind::Output
-                        && slots[i].removed.is_none()
-                        && entries[i].mtime < grace_cut
-                })
-                .collect();
-            units.sort_by(by_age);
-            for i in units {
-                if kept_bytes <= max_bytes {
-                    break;
-                }
-                slots[i].removed = Some(RemovalReason::Evicted);
-                kept_bytes -= size_of(i);
-                if let SlotKind::Action { output: Some(o) } = slots[i].kind {
-                    refs[o] -= 1;
-                    if unreferenced(&refs, o) && slots[o].removed.is_none() {
-                        // The last kept action referring to it is gone: the entry goes whole,
-                        // even if the output itself was used within the grace (it is now
-                        // unreachable: only action entries lead to outputs).
-                        slots[o].removed = Some(RemovalReason::Evicted);
-                        kept_bytes -= size_of(o);
-                    }
-                }
-            }
-        }
+        size_cap(
+            entries,
+            &idx,
+            &mut slots,
+            &mut refs,
+            unknown_refs,
+            grace_cut,
+            max_bytes,
+            &mut kept_bytes,
+        );
         CapOutcome {
             max_bytes,
             met: kept_bytes <= max_bytes,
+            kept_bytes,
         }
     });
 
@@ -401,6 +409,85 @@ pub fn plan(
         bytes_after: kept_bytes,
         cap,
         new_trim_txt: age_trim.then(|| gocache::format_trim_txt(now)),
+    }
+}
+
+/// Rule 3: evicts whole entries, both halves past the grace, least recently used first,
+/// until `kept_bytes` is within `max_bytes` or the rule allows nothing more.
+#[allow(clippy::too_many_arguments)]
+fn size_cap(
+    entries: &[CacheEntry],
+    idx: &[usize],
+    slots: &mut [Slot],
+    refs: &mut [u32],
+    unknown_refs: bool,
+    grace_cut: SystemTime,
+    max_bytes: u64,
+    kept_bytes: &mut u64,
+) {
+    if *kept_bytes <= max_bytes {
+        return;
+    }
+    let past_grace = |i: usize| entries[i].mtime < grace_cut;
+    let unreferenced = |refs: &[u32], i: usize| !unknown_refs && refs[i] == 0;
+    // First the `-d` files no `-a` names: nothing leads a build to them.
+    let mut orphans: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| {
+            slots[i].kind == SlotKind::Output
+                && slots[i].removed.is_none()
+                && unreferenced(refs, i)
+                && past_grace(i)
+        })
+        .collect();
+    orphans.sort_by(|&a, &b| {
+        (entries[a].mtime, &entries[a].name).cmp(&(entries[b].mtime, &entries[b].name))
+    });
+    for i in orphans {
+        if *kept_bytes <= max_bytes {
+            return;
+        }
+        slots[i].removed = Some(RemovalReason::UnreferencedOutput);
+        *kept_bytes -= entries[i].size;
+    }
+    // Then whole entries: an `-a` (or a stray) with the `-d` it names, both past the grace,
+    // ranked by the newer of the two mtimes. An unread `-a` names an unknown `-d`: never.
+    let last_use = |i: usize| match slots[i].kind {
+        SlotKind::Action { output: Some(o) } => entries[i].mtime.max(entries[o].mtime),
+        _ => entries[i].mtime,
+    };
+    let mut units: Vec<(SystemTime, usize)> = idx
+        .iter()
+        .copied()
+        .filter(|&i| {
+            slots[i].removed.is_none()
+                && past_grace(i)
+                && match slots[i].kind {
+                    SlotKind::Action { output: Some(o) } => past_grace(o),
+                    SlotKind::Action { output: None } | SlotKind::InvalidAction => true,
+                    SlotKind::Stray => true,
+                    SlotKind::UnreadAction | SlotKind::Output | SlotKind::Other => false,
+                }
+        })
+        .map(|i| (last_use(i), i))
+        .collect();
+    units.sort_by(|a, b| (a.0, &entries[a.1].name).cmp(&(b.0, &entries[b.1].name)));
+    for (_, i) in units {
+        if *kept_bytes <= max_bytes {
+            return;
+        }
+        slots[i].removed = Some(RemovalReason::Evicted);
+        *kept_bytes -= entries[i].size;
+        if let SlotKind::Action { output: Some(o) } = slots[i].kind {
+            refs[o] -= 1;
+            if unreferenced(refs, o) && slots[o].removed.is_none() {
+                // Its last kept `-a` is gone: the entry goes whole (the `-d` is past the
+                // grace: every `-a` naming it was checked for that).
+                slots[o].removed = Some(RemovalReason::Evicted);
+                *kept_bytes -= entries[o].size;
+            }
+        }
     }
 }
 
@@ -594,18 +681,18 @@ mod tests {
 
     #[test]
     fn dangling_and_invalid_actions_past_the_grace() {
-        let mut bad = action(5, 6, 1, 2 * 3600);
+        let mut bad = action(5, 6, 1, 3 * 3600);
         bad.action = Some(Err(ActionRecordError::Header));
-        let mut mismatched = action(7, 8, 1, 2 * 3600);
+        let mut mismatched = action(7, 8, 1, 3 * 3600);
         if let Some(Ok(rec)) = &mut mismatched.action {
             rec.action = id(99);
         }
         let entries = vec![
-            action(1, 2, 10, 2 * 3600), // output missing, past the grace
+            action(1, 2, 10, 3 * 3600), // output missing, past the grace
             action(3, 4, 10, 60),       // output missing, within the grace: a Put in progress?
             bad,
             mismatched,
-            output(8, 1, 2 * 3600),
+            output(8, 1, 3 * 3600),
         ];
         let p = plan(&entries, None, &TrimPolicy::default(), now());
         assert_eq!(
@@ -625,8 +712,8 @@ mod tests {
             output(2, 1000, 3 * DAY),
             action(3, 4, 1000, 2 * DAY),
             output(4, 1000, 2 * DAY),
-            action(5, 6, 1000, 2 * 3600),
-            output(6, 1000, 2 * 3600),
+            action(5, 6, 1000, 3 * 3600),
+            output(6, 1000, 3 * 3600),
             output(7, 500, 4 * DAY), // orphan
         ];
         let total: u64 = entries.iter().map(|e| e.size).sum();
@@ -651,7 +738,8 @@ mod tests {
             p.cap,
             Some(CapOutcome {
                 max_bytes: total - 600,
-                met: true
+                met: true,
+                kept_bytes: p.bytes_after,
             })
         );
         assert!(p.bytes_after <= total - 600);
@@ -671,8 +759,13 @@ mod tests {
             p.cap,
             Some(CapOutcome {
                 max_bytes: 10,
-                met: false
+                met: false,
+                kept_bytes: 1000 + crate::gocache::ACTION_ENTRY_SIZE as u64,
             })
+        );
+        assert_eq!(
+            p.cap.unwrap().excess_bytes(),
+            990 + crate::gocache::ACTION_ENTRY_SIZE as u64
         );
         // With no grace the cap is met, and the entry still goes whole.
         let policy = TrimPolicy {
@@ -699,5 +792,222 @@ mod tests {
             vec![("01/not-hex-d".to_string(), RemovalReason::Expired)]
         );
         assert_eq!(p.entries_before, 1);
+    }
+
+    fn capped(max: u64) -> TrimPolicy {
+        TrimPolicy {
+            max_bytes: Some(max),
+            ..TrimPolicy::default()
+        }
+    }
+
+    /// Not due, so only the cap acts.
+    fn not_due() -> String {
+        (100 * DAY - 60).to_string()
+    }
+
+    #[test]
+    fn the_default_grace_has_a_margin_over_gos_refresh_interval() {
+        assert_eq!(TrimPolicy::default().in_use_grace, DEFAULT_IN_USE_GRACE);
+        assert!(MIN_IN_USE_GRACE > MTIME_INTERVAL);
+        assert!(DEFAULT_IN_USE_GRACE >= MIN_IN_USE_GRACE);
+    }
+
+    #[test]
+    fn cap_never_evicts_an_entry_whose_output_is_inside_the_grace() {
+        // The -a is old, its -d was used ten minutes ago: the entry stays whole. (Before,
+        // the -a was ranked alone and took the fresh -d along.)
+        let entries = vec![action(1, 2, 1000, 3 * 3600), output(2, 1000, 600)];
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert!(p.removals.is_empty(), "{:?}", names(&p));
+        assert!(!p.cap.unwrap().met);
+        assert_eq!(p.cap.unwrap().kept_bytes, p.bytes_after);
+    }
+
+    #[test]
+    fn cap_never_evicts_an_entry_whose_action_is_inside_the_grace() {
+        // A fresh -a over an old -d (Go's `put` does not rewrite a -d that is already
+        // there): neither goes, and the -d is not taken for an unreferenced one.
+        let entries = vec![action(1, 2, 1000, 600), output(2, 1000, 3 * DAY)];
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert!(p.removals.is_empty(), "{:?}", names(&p));
+        assert!(!p.cap.unwrap().met);
+    }
+
+    #[test]
+    fn cap_ranks_an_entry_by_the_newer_of_its_two_mtimes() {
+        // Entry 1: -a unused for 10 h, but its -d was used 3 h ago. Entry 3: both 5 h ago.
+        // Entry 3 is the least recently used; ranking by the -a alone would pick entry 1.
+        let entries = vec![
+            action(1, 2, 1000, 10 * 3600),
+            output(2, 1000, 3 * 3600),
+            action(3, 4, 1000, 5 * 3600),
+            output(4, 1000, 5 * 3600),
+        ];
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        let p = plan(
+            &entries,
+            Some(not_due().as_bytes()),
+            &capped(total - 1),
+            now(),
+        );
+        assert_eq!(
+            names(&p),
+            vec![
+                (entries[2].rel_path(), RemovalReason::Evicted),
+                (entries[3].rel_path(), RemovalReason::Evicted),
+            ]
+        );
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn cap_removes_every_action_before_any_output() {
+        let mut entries = Vec::new();
+        for n in 0..20u8 {
+            entries.push(action(2 * n + 1, 2 * n + 2, 100, 3 * 3600 + u64::from(n)));
+            entries.push(output(2 * n + 2, 100, 3 * 3600 + u64::from(n)));
+        }
+        entries.push(output(200, 100, 4 * 3600)); // named by nobody
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert_eq!(p.removals.len(), entries.len());
+        let first_output = p
+            .removals
+            .iter()
+            .position(|r| r.name.ends_with("-d"))
+            .unwrap();
+        assert!(
+            p.removals[first_output..]
+                .iter()
+                .all(|r| r.name.ends_with("-d")),
+            "{:?}",
+            names(&p)
+        );
+        assert!(p.cap.unwrap().met);
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn cap_keeps_a_shared_output_while_any_action_names_it() {
+        // Two old actions share one old -d: evicting one keeps the -d for the other.
+        let entries = vec![
+            action(1, 9, 1000, 5 * 3600),
+            action(2, 9, 1000, 4 * 3600),
+            output(9, 1000, 4 * 3600),
+        ];
+        let a = crate::gocache::ACTION_ENTRY_SIZE as u64;
+        let total = 2 * a + 1000;
+        let p = plan(
+            &entries,
+            Some(not_due().as_bytes()),
+            &capped(total - 1),
+            now(),
+        );
+        assert_eq!(
+            names(&p),
+            vec![(entries[0].rel_path(), RemovalReason::Evicted)]
+        );
+        assert_whole(&entries, &p);
+        // Both must go: the -d goes with the last of them.
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert_eq!(p.removals.len(), 3);
+        assert_eq!(p.removals[2].rel_path(), entries[2].rel_path());
+        // One of them fresh: it and the -d stay, whatever the cap.
+        let entries = vec![
+            action(1, 9, 1000, 5 * 3600),
+            action(2, 9, 1000, 60),
+            output(9, 1000, 5 * 3600),
+        ];
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert_eq!(
+            names(&p),
+            vec![(entries[0].rel_path(), RemovalReason::Evicted)]
+        );
+        assert!(!p.cap.unwrap().met);
+        assert_whole(&entries, &p);
+    }
+
+    #[test]
+    fn cap_spares_an_unreferenced_output_inside_the_grace() {
+        // A `Put` in progress writes the -d first: it has no -a yet.
+        let entries = vec![output(5, 1000, 60), output(6, 1000, 3 * 3600)];
+        let p = plan(&entries, Some(not_due().as_bytes()), &capped(0), now());
+        assert_eq!(
+            names(&p),
+            vec![(entries[1].rel_path(), RemovalReason::UnreferencedOutput)]
+        );
+        assert_eq!(p.cap.unwrap().kept_bytes, 1000);
+        assert_eq!(p.cap.unwrap().excess_bytes(), 1000);
+    }
+
+    /// Go's `Cache.used` on a hit at `t` of a file with mtime `m`.
+    fn go_used(m: SystemTime, t: SystemTime) -> SystemTime {
+        if t.duration_since(m).unwrap_or_default() < MTIME_INTERVAL {
+            m
+        } else {
+            t
+        }
+    }
+
+    #[test]
+    fn an_entry_a_build_looked_up_survives_the_margin_whatever_its_age() {
+        // A build looks an entry up at `t` (Go refreshes each half if it is an hour old or
+        // more) and opens its -d up to `margin` later. No trim in that time, with any cap,
+        // may evict it: whatever the entry's mtimes were before the lookup.
+        let policy = capped(0);
+        let margin = policy.in_use_grace - MTIME_INTERVAL;
+        let t = now() - Duration::from_secs(2 * DAY);
+        let ages = [
+            0,
+            1,
+            59,
+            1800,
+            3599,
+            3600,
+            3601,
+            7199,
+            7200,
+            7201,
+            DAY,
+            10 * DAY,
+        ];
+        for &age_a in &ages {
+            for &age_d in &ages {
+                let mut entries = vec![action(1, 2, 1000, 0), output(2, 1000, 0)];
+                entries[0].mtime = go_used(t - Duration::from_secs(age_a), t);
+                entries[1].mtime = go_used(t - Duration::from_secs(age_d), t);
+                for after in [0, 1, 600, margin.as_secs() - 1] {
+                    let trim_at = t + Duration::from_secs(after);
+                    let last = (trim_at - Duration::from_secs(60))
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs()
+                        .to_string();
+                    let p = plan(&entries, Some(last.as_bytes()), &policy, trim_at);
+                    assert!(
+                        p.removals.is_empty(),
+                        "ages {age_a}/{age_d}, trim {after} s after the lookup: {:?}",
+                        names(&p)
+                    );
+                }
+            }
+        }
+        // Past the margin, an entry that was not used again may go: here one whose mtimes
+        // were a second short of an hour at the lookup (not refreshed).
+        let mut entries = vec![action(1, 2, 1000, 0), output(2, 1000, 0)];
+        entries[0].mtime = go_used(t - Duration::from_secs(3599), t);
+        entries[1].mtime = go_used(t - Duration::from_secs(3599), t);
+        let trim_at = t + margin + Duration::from_secs(2);
+        let p = plan(&entries, None, &policy, trim_at);
+        assert_eq!(p.removals.len(), 2);
+        // Why the margin: with a grace of exactly `mtimeInterval`, that entry (looked up a
+        // second before its mtime turned an hour old, so not refreshed) is evictable two
+        // seconds after the lookup, while the build may still have to open its -d.
+        let no_margin = TrimPolicy {
+            in_use_grace: MTIME_INTERVAL,
+            ..policy
+        };
+        let p = plan(&entries, None, &no_margin, t + Duration::from_secs(2));
+        assert_eq!(p.removals.len(), 2);
     }
 }
