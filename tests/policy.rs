@@ -1002,3 +1002,80 @@ fn a_declared_label_not_in_file_contexts_is_reported_until_persisted() {
         stdout(&out)
     );
 }
+
+/// What an enforcing kernel showed (tests/selinux-vm, scenario 3): a write denied on a
+/// cache entry moved in from /tmp is logged by inode only, and by the time goguardd
+/// reads the AVC its watcher has already relabelled the entry, so the entry's type is
+/// no longer the AVC's `tcontext`. On a block device the denial is still found at its
+/// path, diagnosed as a mislabel, and marked fixed with a link to the watcher's relabel.
+#[test]
+fn a_denial_on_an_entry_already_healed_is_found_by_inode_and_marked_fixed() {
+    use std::os::unix::fs::MetadataExt;
+    if !needs_root("writes security.selinux") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let log = audit_log(&sb);
+    let root = sb.path().join("gocache");
+    std::fs::create_dir_all(root.join("ab")).unwrap();
+    let entry = root.join("ab/0123-d");
+    std::fs::write(&entry, b"x").unwrap();
+    let cache_home = "system_u:object_r:cache_home_t:s0";
+    let tmp = "system_u:object_r:tmp_t:s0";
+    for p in [&root, &root.join("ab"), &entry] {
+        set_label(p, cache_home);
+    }
+    let fc = sb.path().join("file_contexts");
+    std::fs::write(&fc, format!("{}(/.*)?\t{cache_home}\n", root.display())).unwrap();
+    let dev = kernel_dev_name(&entry);
+    sb.write_config(&format!(
+        "{}[selinux]\nfile_contexts = \"{}\"\n[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",
+        audit_config(&log),
+        fc.display(),
+        root.display()
+    ));
+    let _daemon = sb.start();
+    // Moved in from /tmp: the watcher heals it.
+    set_label(&entry, tmp);
+    let deadline = Instant::now() + STARTUP;
+    while label_of(&entry) != cache_home {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not heal the entry"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ino = std::fs::metadata(&entry).unwrap().ino();
+    crate::audit::append_pub(
+        &log,
+        &avc(
+            1,
+            "go",
+            "write",
+            "file",
+            "system_u:system_r:user_t:s0",
+            tmp,
+            Target::Inode {
+                name: "0123-d",
+                dev: &dev,
+                ino,
+            },
+        ),
+    );
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        let all = wait_denials(&sb.socket(), 1);
+        let d = &all[0];
+        if d["status"] == "fixed" {
+            assert_eq!(d["target"], entry.display().to_string(), "{d:#}");
+            assert!(d["fixed_by_repair"].as_i64().unwrap() > 0, "{d:#}");
+            assert_eq!(d["diagnosis"]["kind"], "mislabeled_target", "{d:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not fixed (dev {dev}, ino {ino}): {d:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

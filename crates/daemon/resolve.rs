@@ -10,8 +10,11 @@
 //! filesystem type (from `/proc/self/mountinfo`) is that name. Only candidate
 //! roots are walked, with goguard-fs's fd-based walk (no symlink followed, no
 //! mount crossed), and after [`MAX_WALK_ENTRIES`] entries per resolution. An
-//! entry is the target when its inode, name, kind (`tclass`) and, when it is
-//! labeled, its SELinux type (`tcontext`) all match ([`fits`]).
+//! entry is the target when its inode, name and kind (`tclass`) match and, on a
+//! filesystem named by type (tmpfs), its SELinux type is `tcontext`'s when it is
+//! labeled ([`fits`]). On a block device the label is not asked: inode and name
+//! name one file there, and self-healing has often relabelled the target by the
+//! time its denial is read (found on an enforcing kernel).
 //!
 //! A block device's `dev=` names one filesystem: the first match wins. A
 //! type name (`tmpfs`, `overlay`) names none in particular: every tmpfs has
@@ -382,10 +385,20 @@ pub fn find(avc_dev: &str, target: &Target<'_>, roots: &[PathBuf]) -> (Option<Pa
         cost.roots_walked += 1;
         let mut visitor = FnVisitor(|e: &goguard_fs::WalkEntry<'_>| {
             cost.entries += 1;
+            // The label rules out same-numbered inodes of other filesystems of one type
+            // (tmpfs). A block device names one filesystem, where inode and name are
+            // enough; there the label is not asked, since self-healing has often
+            // relabelled the target by the time its denial is read (the denial is
+            // usually why).
+            let label = if exact {
+                None
+            } else {
+                e.label().ok().flatten()
+            };
             if is_target(e.meta.ino, e.name.to_bytes(), target.ino, target.name)
                 && fits(
                     e.meta.kind,
-                    e.label().ok().flatten().as_deref(),
+                    label.as_deref(),
                     target.tclass,
                     target.tcontext,
                 )
