@@ -452,7 +452,11 @@ else:
             runcon -u system_u -r system_r -t user_t -- /usr/local/bin/ggvm/go "$d" 30 0 2>&1 | cat)
   log "$s3: stored: $row (count statuses link kinds rows); ausearch: $want AVC events; again: $again"
   set -- $row
-  if [ "$#" -lt 5 ]; then fail "$s3" "not stored: $row"; return; fi
+  if [ "$#" -lt 5 ]; then
+    goguardctl denials --json --explain --comm go --limit 20 2>&1 | head -c 6000 >>"$glog"; echo >>"$glog"
+    fail "$s3" "not stored at a path under $d: $row"
+    return
+  fi
   [ "$1" = "$want" ] || { fail "$s3" "goguardd counted $1, ausearch finds $want AVC events"; return; }
   [ "$1" -ge "$denied" ] || { fail "$s3" "goguardd counted $1 of $denied denied writes"; return; }
   [ "$2" = fixed ] && [ "$3" -gt 0 ] || { fail "$s3" "denials are $2 (smallest fixed_by_repair $3), not all fixed by a repair"; return; }
