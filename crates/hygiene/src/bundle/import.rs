@@ -342,7 +342,8 @@ fn verify_version(
         ));
     }
 
-    // Reads a member within `limit`, checking size and SHA-256 against the manifest.
+    // Reads a member within `limit` (its hash is checked against go.sum by the caller first,
+    // so a changed file is named for what matters; then `manifest` checks size and SHA-256).
     let read = |kind: FileKind, limit: u64| -> Result<Vec<u8>, ImportError> {
         let f = m.file(kind).expect("checked above");
         if f.size > limit {
@@ -352,9 +353,12 @@ fn verify_version(
                 f.size
             )));
         }
-        let data = source
+        source
             .read(&f.name, limit)
-            .map_err(|e| refuse(format!("{}: {e}", f.name)))?;
+            .map_err(|e| refuse(format!("{}: {e}", f.name)))
+    };
+    let manifest = |kind: FileKind, data: &[u8]| -> Result<(), ImportError> {
+        let f = m.file(kind).expect("checked above");
         if data.len() as u64 != f.size {
             return Err(refuse(format!(
                 "{} is {} bytes, the manifest says {}",
@@ -363,13 +367,13 @@ fn verify_version(
                 f.size
             )));
         }
-        if dirhash::hex(&sha256(&data)) != f.sha256 {
+        if dirhash::hex(&sha256(data)) != f.sha256 {
             return Err(refuse(format!(
                 "{} does not match the manifest's SHA-256",
                 f.name
             )));
         }
-        Ok(data)
+        Ok(())
     };
 
     let mut planned = Vec::new();
@@ -395,32 +399,40 @@ fn verify_version(
             "its .info is not Go's {\"Version\": ...} for this version".into(),
         ));
     }
+    manifest(FileKind::Info, &info)?;
     push(FileKind::Info, &info, true)?;
 
     let gomod = read(FileKind::Mod, MAX_GO_MOD)?;
     let gomod_h1 = dirhash::hash_go_mod(&gomod);
+    sums.check(m, SumKind::GoMod, "go.mod", &gomod_h1)
+        .map_err(refuse)?;
     if gomod_h1 != m.gomod_h1 {
         return Err(refuse(format!(
             "go.mod hashes to {gomod_h1}, the manifest says {}",
             m.gomod_h1
         )));
     }
-    sums.check(m, SumKind::GoMod, "go.mod", &gomod_h1)
-        .map_err(refuse)?;
+    manifest(FileKind::Mod, &gomod)?;
     push(FileKind::Mod, &gomod, true)?;
 
     if let Some(zip_h1) = &m.zip_h1 {
         let zip = read(FileKind::Zip, MAX_ZIP_FILE)?;
         let budget = Budget::new(MAX_ZIP_FILE);
         let got = dirhash::summarize_zip_capped(io::Cursor::new(&zip), &budget)
-            .map_err(|e| refuse(format!("zip cannot be hashed: {e}")))?
+            .map_err(|e| {
+                refuse(format!(
+                    "zip does not verify: it cannot be read as a zip ({e}), so it cannot \
+                     match go.sum"
+                ))
+            })?
             .h1();
+        sums.check(m, SumKind::Zip, "zip", &got).map_err(refuse)?;
         if &got != zip_h1 {
             return Err(refuse(format!(
                 "zip hashes to {got}, the manifest says {zip_h1}"
             )));
         }
-        sums.check(m, SumKind::Zip, "zip", &got).map_err(refuse)?;
+        manifest(FileKind::Zip, &zip)?;
         let ziphash = read(FileKind::Ziphash, MAX_ZIPHASH)?;
         if String::from_utf8_lossy(&ziphash).trim() != got {
             return Err(refuse(format!(
