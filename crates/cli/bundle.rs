@@ -60,8 +60,8 @@ pub struct ImportArgs {
     /// The module cache to fill; it must be yours [default: `go env GOMODCACHE`].
     #[arg(long, value_name = "DIR")]
     pub modcache: Option<PathBuf>,
-    /// A go.sum you trust (repeatable): every module must match it too (without
-    /// it, the bundle is checked against its own go.sum).
+    /// A go.sum you trust (repeatable): every module it has a line for must
+    /// match it too (without it, the bundle is checked against its own go.sum).
     #[arg(long = "gosum", value_name = "FILE")]
     pub gosums: Vec<PathBuf>,
     /// Zips hashed at once [default: the number of CPUs].
