@@ -579,3 +579,144 @@ fn a_symlink_planted_in_the_target_cache_is_not_followed() {
     assert_eq!(etc_before, etc_after);
     assert!(!Path::new("/etc/b").exists() && !Path::new("/etc/!upper").exists());
 }
+
+#[test]
+fn an_import_killed_at_any_instant_leaves_only_whole_files_and_a_rerun_completes() {
+    // Run as whoever runs the tests (root or not): the cache is theirs.
+    let tmp = tempfile::tempdir().unwrap();
+    let (proxy, app) = (tmp.path().join("proxy"), tmp.path().join("app"));
+    let out = Command::new(require_tool("python3", "python3"))
+        .arg(FAKE_PROXY)
+        .arg("--proxy")
+        .arg(&proxy)
+        .arg("--app")
+        .arg(&app)
+        .args(["many", "--count", "8", "--size", "524288"])
+        .output()
+        .unwrap();
+    ok(&out);
+    let home = tmp.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let proxy_url = format!("file://{}", proxy.display());
+    let env = |c: &mut Command| {
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", &proxy_url)
+            .env("GOSUMDB", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOMODCACHE", tmp.path().join("connected"));
+    };
+    let mut tidy = Command::new(require_tool("go", "golang-go"));
+    env(&mut tidy);
+    ok(&tidy
+        .current_dir(&app)
+        .args(["mod", "tidy"])
+        .output()
+        .unwrap());
+    let tar = tmp.path().join("b.tar");
+    let mut export = Command::new(GOGUARDCTL);
+    env(&mut export);
+    ok(&export
+        .args(["bundle", "export", "--out"])
+        .arg(&tar)
+        .arg(app.join("go.mod"))
+        .output()
+        .unwrap());
+    let bundle = goguard_hygiene::bundle::source::BundleSource::open(&tar).unwrap();
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    eprintln!("seed {seed}");
+    let mut rng = seed;
+    let mut killed_mid_way = 0;
+    let rounds = 5;
+    for round in 0..rounds {
+        let modcache = tmp.path().join(format!("mc{round}"));
+        let mut child = Command::new(GOGUARDCTL)
+            .args(["bundle", "import", "--jobs", "1", "--modcache"])
+            .arg(&modcache)
+            .arg(&tar)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until placing has begun (the plan phase writes nothing), then a random delay.
+        let started = std::time::Instant::now();
+        while !modcache.join("cache").exists()
+            && child.try_wait().unwrap().is_none()
+            && started.elapsed() < STARTUP
+        {
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let delay = u64::from(rng >> 8) % 400;
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        // Whatever the instant: every file at its own name is whole, a zip's ziphash only
+        // follows its zip, and temp files are the only leftovers.
+        let (mut temps, mut placed) = (0, 0);
+        for (path, what) in snapshot(&modcache) {
+            if what.starts_with("dir") || path.ends_with(".lock") {
+                continue;
+            }
+            if path.ends_with(".tmp") {
+                assert!(path.contains(".goguard-"), "{path}");
+                temps += 1;
+                continue;
+            }
+            placed += 1;
+            let want = bundle.read(&path, 64 << 20).unwrap();
+            let have = std::fs::read(modcache.join(&path)).unwrap();
+            if let Some(zip) = path.strip_suffix("hash") {
+                assert!(modcache.join(zip).is_file(), "{path} without its zip");
+                assert_eq!(
+                    String::from_utf8_lossy(&want).trim(),
+                    String::from_utf8_lossy(&have)
+                );
+            } else {
+                assert!(
+                    want == have,
+                    "{path} is not whole after a kill at {delay} ms"
+                );
+            }
+        }
+        if status.code().is_none() && placed < 32 {
+            killed_mid_way += 1;
+        }
+        eprintln!(
+            "round {round}: killed {delay} ms into placing ({status}): {placed} of 32 files \
+             placed, {temps} temp files left"
+        );
+        let rerun = Command::new(GOGUARDCTL)
+            .args(["bundle", "import", "--json", "--modcache"])
+            .arg(&modcache)
+            .arg(&tar)
+            .output()
+            .unwrap();
+        let j = json_with_code(&rerun, 0);
+        assert_eq!(j["versions_complete"], 8, "{j}");
+        assert_eq!(j["leftovers_removed"], temps, "{j}");
+        assert!(snapshot(&modcache).keys().all(|p| !p.ends_with(".tmp")));
+        if round + 1 < rounds {
+            continue;
+        }
+        let mut build = Command::new(require_tool("go", "golang-go"));
+        env(&mut build);
+        ok(&build
+            .current_dir(&app)
+            .env("GOPROXY", "off")
+            .env("GOMODCACHE", &modcache)
+            .args(["build", "-o", "/dev/null", "."])
+            .output()
+            .unwrap());
+    }
+    assert!(
+        killed_mid_way > 0,
+        "no kill landed during an import (seed {seed})"
+    );
+}
