@@ -88,7 +88,7 @@ fn a_round_trip_places_every_file_and_a_different_copy_is_a_conflict() {
     let root = RootDir::open(&dst).unwrap();
     let plan = import::plan(&bundle, &TrustedSums::default(), &root, 2).unwrap();
     assert_eq!(plan.files_to_place(), 8);
-    let placed = import::place(&bundle, &root, &plan).unwrap();
+    let placed = import::place(&bundle, &root, &plan, 4).unwrap();
     assert_eq!((placed.versions_complete, placed.files_placed), (2, 8));
     // Every file as in the source cache (plus Go's lock files).
     let want = listing(&src.join("cache"));
