@@ -65,7 +65,8 @@ pub struct ImportArgs {
     #[arg(long = "gosum", value_name = "FILE")]
     pub gosums: Vec<PathBuf>,
     /// Zips hashed at once [default: the number of CPUs]; four times as many
-    /// versions are placed at once (placing waits on fsync, not on the CPU).
+    /// versions (at least 16) are placed at once (placing waits on fsync, not
+    /// on the CPU).
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Print JSON instead of a summary.
@@ -117,6 +118,12 @@ fn go(dir: &Path, args: &[&str], modcache: Option<&Path>) -> Result<Vec<u8>, Str
                 } else {
                     format!("\n{}", text.trim())
                 }
+            } else if errors.len() > 10 {
+                format!(
+                    "\n{}\n… and {} more",
+                    errors[..10].join("\n"),
+                    errors.len() - 10
+                )
             } else {
                 format!("\n{}", errors.join("\n"))
             }
@@ -411,7 +418,7 @@ fn run_import(args: ImportArgs) -> ExitCode {
     };
     j.versions = plan.versions.len();
     j.verify_seconds = started.elapsed().as_secs_f64();
-    let result = import::place(&source, &root, &plan, (jobs * 4).min(32));
+    let result = import::place(&source, &root, &plan, (jobs * 4).clamp(16, 64));
     let (report, error) = match result {
         Ok(r) => (r, None),
         Err((e, r)) => (r, Some(e)),
