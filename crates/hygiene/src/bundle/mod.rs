@@ -23,7 +23,8 @@
 //! Then the target is examined read-only: a file already there must be the same (a zip with
 //! the same `h1:`, the same `.mod` bytes and ziphash; an existing `.info` is kept); anything
 //! else, or a symlink or non-directory on the way, refuses the import. Only then does
-//! [`import::place`] write, version by version, under Go's own `<v>.lock`: each file to
+//! [`import::place`] write, several versions at once (it waits on fsync, not on the CPU),
+//! each under Go's own `<v>.lock`: each file to
 //! `<v>.<ext>.goguard-<pid>-<n>.tmp` (`O_EXCL`, mode 0666 less the umask as Go creates them),
 //! its bytes' SHA-256 compared again with the verified one while they are written, `fsync`,
 //! then `renameat2(RENAME_NOREPLACE)` into place; `.info`, `.mod`, `.zip`, and `.ziphash`
