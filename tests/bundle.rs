@@ -424,6 +424,11 @@ fn a_tampered_bundle_is_refused_naming_the_module_and_changes_nothing() {
             stderr(&out)
         );
         assert_eq!(snapshot(&modcache), before, "{what}: the cache changed");
+        // A cache that does not exist yet is not even created.
+        let never = b.home.join("never/pkg/mod");
+        let out = import_as(&b, &bad, &never, &extra);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert!(!b.home.join("never").exists(), "{what}");
     }
     // The forged bundle passes without a trusted go.sum (the documented limit), so the last
     // case really was caught by --gosum.

@@ -309,17 +309,20 @@ fn run_import(args: ImportArgs) -> ExitCode {
             Err(e) => return fail(format!("{e}; or give --modcache")),
         },
     };
-    // The cache must be the caller's: files placed by anyone else (root above all) would be
-    // the guide's failure 1, a cache its owner cannot write.
-    if !modcache.exists() {
-        if let Err(e) = std::fs::create_dir_all(&modcache) {
-            return fail(format!("cannot create {}: {e}", modcache.display()));
+    // The cache must be the caller's (or, when it does not exist yet, its nearest existing
+    // ancestor): files placed by anyone else (root above all) would be the guide's failure
+    // 1, a cache its owner cannot write. Nothing is created before the bundle verified.
+    let mut existing = modcache.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => break,
         }
     }
-    let owner = match std::fs::symlink_metadata(&modcache) {
+    let owner = match std::fs::symlink_metadata(existing) {
         Ok(m) if m.is_dir() => m.uid(),
-        Ok(_) => return fail(format!("{}: not a directory", modcache.display())),
-        Err(e) => return fail(format!("{}: {e}", modcache.display())),
+        Ok(_) => return fail(format!("{}: not a directory", existing.display())),
+        Err(e) => return fail(format!("{}: {e}", existing.display())),
     };
     let me = nix::unistd::geteuid().as_raw();
     if owner != me {
@@ -330,12 +333,16 @@ fn run_import(args: ImportArgs) -> ExitCode {
         return fail(format!(
             "{} belongs to {name}, not to you: import as its owner \
              (`sudo -u {name} goguardctl bundle import ...`) so that every file is theirs",
-            modcache.display()
+            existing.display()
         ));
     }
-    let root = match RootDir::open(&modcache) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+    let root = if modcache.exists() {
+        match RootDir::open(&modcache) {
+            Ok(r) => Some(r),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
     };
     let source = match BundleSource::open(&args.bundle) {
         Ok(s) => s,
@@ -381,7 +388,7 @@ fn run_import(args: ImportArgs) -> ExitCode {
         verify_seconds: 0.0,
         seconds: 0.0,
     };
-    let plan = match import::plan(&source, &trusted, &root, jobs) {
+    let plan = match import::plan(&source, &trusted, root.as_ref(), jobs) {
         Ok(p) => p,
         Err(e) => {
             let (reason, module) = reason_of(&e);
@@ -418,6 +425,18 @@ fn run_import(args: ImportArgs) -> ExitCode {
     };
     j.versions = plan.versions.len();
     j.verify_seconds = started.elapsed().as_secs_f64();
+    let root = match root {
+        Some(r) => r,
+        None => {
+            if let Err(e) = std::fs::create_dir_all(&modcache) {
+                return fail(format!("cannot create {}: {e}", modcache.display()));
+            }
+            match RootDir::open(&modcache) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            }
+        }
+    };
     let result = import::place(&source, &root, &plan, (jobs * 4).clamp(16, 64));
     let (report, error) = match result {
         Ok(r) => (r, None),

@@ -86,7 +86,7 @@ fn a_round_trip_places_every_file_and_a_different_copy_is_a_conflict() {
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
     let root = RootDir::open(&dst).unwrap();
-    let plan = import::plan(&bundle, &TrustedSums::default(), &root, 2).unwrap();
+    let plan = import::plan(&bundle, &TrustedSums::default(), Some(&root), 2).unwrap();
     assert_eq!(plan.files_to_place(), 8);
     let placed = import::place(&bundle, &root, &plan, 4).unwrap();
     assert_eq!((placed.versions_complete, placed.files_placed), (2, 8));
@@ -98,7 +98,7 @@ fn a_round_trip_places_every_file_and_a_different_copy_is_a_conflict() {
         .collect();
     assert_eq!(have, want);
     // Again: everything is present.
-    let again = import::plan(&bundle, &TrustedSums::default(), &root, 1).unwrap();
+    let again = import::plan(&bundle, &TrustedSums::default(), Some(&root), 1).unwrap();
     assert_eq!((again.files_to_place(), again.files_present()), (0, 8));
 
     // A cache holding another go.mod for m: refused, nothing changed.
@@ -112,7 +112,7 @@ fn a_round_trip_places_every_file_and_a_different_copy_is_a_conflict() {
     .unwrap();
     let before = listing(&other);
     let root = RootDir::open(&other).unwrap();
-    match import::plan(&bundle, &TrustedSums::default(), &root, 1) {
+    match import::plan(&bundle, &TrustedSums::default(), Some(&root), 1) {
         Err(ImportError::Conflict { module, path, .. }) => {
             assert_eq!(module, "example.com/m@v1.0.0");
             assert_eq!(path, "cache/download/example.com/m/@v/v1.0.0.mod");

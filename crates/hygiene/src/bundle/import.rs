@@ -207,11 +207,12 @@ impl Plan {
 }
 
 /// Reads and verifies the whole bundle against its go.sum and `trusted`, then examines the
-/// target read-only. `jobs` zips are hashed at once.
+/// target read-only (`None`: the module cache does not exist yet, every file is to be
+/// placed). `jobs` zips are hashed at once.
 pub fn plan(
     source: &BundleSource,
     trusted: &TrustedSums,
-    root: &RootDir,
+    root: Option<&RootDir>,
     jobs: usize,
 ) -> Result<Plan, ImportError> {
     let bundle_name = source.path().display().to_string();
@@ -263,8 +264,10 @@ pub fn plan(
     }
 
     // The target, read-only.
-    for v in &mut versions {
-        examine_target(root, v)?;
+    if let Some(root) = root {
+        for v in &mut versions {
+            examine_target(root, v)?;
+        }
     }
     Ok(Plan {
         versions,
