@@ -6,6 +6,7 @@ mod users;
 mod util;
 
 mod audit;
+mod bundle;
 mod cache;
 mod crash;
 mod daemon;

@@ -2,13 +2,14 @@
 //!
 //! Layout (crates/cli/): `client` finds and connects to the daemon's socket;
 //! `render` holds tables and colour, `timefmt` times; one module per command
-//! (`status`, `denials` with `watch`, `explain`, `journal`, ...). Offline commands
-//! (`explain`, `completions`, `man`) need no daemon.
+//! (`status`, `denials` with `watch`, `explain`, `journal`, `bundle`, ...). Offline
+//! commands (`explain`, `bundle`, `doctor`, `completions`, `man`) need no daemon.
 //!
 //! Exit codes: 0 success (healthy); 1 the command worked but found a problem
 //! (a degraded daemon, later: something left unrepaired); 2 an error: the
 //! daemon unreachable, a refusal, bad arguments.
 
+mod bundle;
 mod client;
 mod denials;
 mod doctor;
@@ -168,6 +169,11 @@ enum Command {
     /// Module-cache (GOMODCACHE) checks.
     #[command(subcommand)]
     Modcache(hygiene::ModcacheCommand),
+    /// Offline module-cache prefill: export the modules some go.mod files need
+    /// on a connected host, verify and import them on an offline one; no
+    /// daemon needed.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Check your Go caches (paths, owners, modes, shared roots, labels, exec in
     /// GOTMPDIR) and print the command that fixes each problem; no daemon needed.
     /// Exit 0: healthy; 1: a problem found; 2: error.
@@ -249,6 +255,7 @@ fn main() -> ExitCode {
         Command::Label(cmd) => run_async(label::run(cli.socket, cmd)),
         Command::Trim(args) => run_async(hygiene::trim(cli.socket, args, style)),
         Command::Modcache(cmd) => run_async(hygiene::modcache(cli.socket, cmd, style)),
+        Command::Bundle(cmd) => bundle::run(cmd),
         Command::Doctor(args) => doctor::run(args, cli.socket.as_deref(), &style),
         Command::Explain {
             all,

@@ -6,8 +6,8 @@
 //! Planners, parsers and hashers take values and return values; only [`trim::execute`] and
 //! [`modverify::verify_cache`] touch the filesystem, and they do it through fds beneath the
 //! root (`openat2` with `RESOLVE_BENEATH|NO_SYMLINKS|NO_MAGICLINKS|NO_XDEV`, see
-//! [`beneath`]). Nothing here follows a symlink, leaves a root, crosses a mount, or changes a
-//! module cache (verification is read-only).
+//! [`beneath`]). Nothing here follows a symlink, leaves a root, or crosses a mount; only
+//! [`bundle::import::place`] adds to a module cache (verification is read-only).
 //!
 //! # Layout
 //! - [`gocache`]: Go's GOCACHE format and constants (entry names, `-a` records, `trim.txt`);
@@ -20,11 +20,15 @@
 //! - [`gosum`]: `go.sum` parsing; pure.
 //! - [`modverify`]: per-module verdicts (pure) and [`modverify::verify_cache`], the walk of
 //!   `GOMODCACHE/cache/download` that feeds them.
+//! - [`bundle`]: offline module-cache prefill: export a bundle of module versions from a
+//!   module cache, verify it against go.sum and import it into another (the one writer of a
+//!   module cache here, and only into a cache its caller owns).
 //! - [`beneath`]: the few fd operations goguard-fs does not offer (read a file, unlink, write
 //!   `trim.txt` under Go's lock), with the same confinement.
 //! - [`error`]: the crate error, [`HygieneError`].
 
 pub mod beneath;
+pub mod bundle;
 pub mod dirhash;
 pub mod error;
 pub mod gocache;
