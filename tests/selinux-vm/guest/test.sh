@@ -407,9 +407,8 @@ if [ -n "$confined" ]; then s6_run; else fail "$s6" "no test module loaded"; fi
 # --- 3. a real denial, end to end ---------------------------------------------------
 # GOCACHE entries as if moved in from /tmp by a root process (tmp_t; user_t may
 # write its xdg_cache_t cache, not tmp_t files). The confined tool, as the
-# cache's owner in user_t, writes the 30 entries one by one, 100 ms apart: the
-# kernel denies the first writes, goguardd heals the labels, the later writes
-# succeed. goguardd must store the denials once each (counts equal to
+# cache's owner in user_t, writes the 30 entries as soon as they drift: the
+# kernel denies the writes that come before goguardd's heal. goguardd must store the denials once each (counts equal to
 # ausearch's), explain them as mislabels, mark them fixed (linked to the
 # repair), and the same writes succeed afterwards.
 s3=real-denial-end-to-end
@@ -418,14 +417,22 @@ s3_run() {
   as_user "$user" sh -c "mkdir -p $d && cd $d && for i in \$(seq 0 29); do echo entry >f\$i; done" \
     || { fail "$s3" "creating $d/f0..f29 as $user failed"; return; }
   for _ in $(seq 20); do [ -z "$(would_relabel "$d")" ] && break; sleep 0.5; done
-  local out= denied=0 try
+  local out= denied=0 try files
+  # f29 first, f0 last: goguardd heals in the order the changes come, the
+  # tool writes f0 first.
+  files=$(for i in $(seq 29 -1 0); do echo "$d/f$i"; done)
   for try in 1 2 3; do
-    chcon -t tmp_t "$d"/f* || { fail "$s3" "chcon -t tmp_t $d/f* failed"; return; }
-    out=$(setpriv --reuid="$user" --regid="$user" --init-groups \
-            runcon -u system_u -r system_r -t user_t -- /usr/local/bin/ggvm/go "$d" 30 100 2>&1 | cat)
+    # The tool starts (slow under TCG) and waits at its gate; then the
+    # entries drift and the gate opens at once: its writes race goguardd's
+    # heal, and the first ones lose.
+    out=$( { sleep 5; chcon -t tmp_t $files || echo "chcon failed" >&2; echo go; } \
+           | setpriv --reuid="$user" --regid="$user" --init-groups \
+               runcon -u system_u -r system_r -t user_t -- /usr/local/bin/ggvm/go "$d" 30 0 gate 2>&1 | cat)
     denied=$(echo "$out" | awk '/attempts/ {print $3}')
-    log "$s3: try $try: $out"
+    log "$s3: try $try: $(echo $out)"
+    case $out in ready*) ;; *) fail "$s3" "the confined tool did not reach its gate: $out"; return ;; esac
     [ "${denied:-0}" -gt 0 ] && break
+    sleep 2
   done
   if ! [ "${denied:-0}" -gt 0 ]; then fail "$s3" "the confined writes were never denied (goguardd healed first, 3 times): $out"; return; fi
   local row= i want
@@ -449,7 +456,7 @@ else:
   want=$(ausearch -m AVC -c go --raw 2>/dev/null | grep ':user_t:' | grep 'tcontext=[^ ]*:tmp_t:' \
          | grep 'tclass=file' | grep -o 'msg=audit([0-9.:]*)' | sort -u | wc -l)
   local again; again=$(setpriv --reuid="$user" --regid="$user" --init-groups \
-            runcon -u system_u -r system_r -t user_t -- /usr/local/bin/ggvm/go "$d" 30 0 2>&1 | cat)
+            runcon -u system_u -r system_r -t user_t -- /usr/local/bin/ggvm/go "$d" 30 0 </dev/null 2>&1 | cat)
   log "$s3: stored: $row (count statuses link kinds rows); ausearch: $want AVC events; again: $again"
   set -- $row
   if [ "$#" -lt 5 ]; then
@@ -463,7 +470,7 @@ else:
   [ "$4" = mislabeled_target ] || { fail "$s3" "diagnoses $4, not mislabeled_target"; return; }
   [ -z "$(would_relabel "$d")" ] || { fail "$s3" "restorecon -n would still relabel under $d"; return; }
   case $again in "30 attempts, 0 denied") ;; *) fail "$s3" "the same confined writes afterwards: $again"; return ;; esac
-  pass "$s3 (user_t denied $denied of 30 writes to tmp_t GOCACHE entries; $5 stored denials, count $1 = ausearch's, mislabeled_target, all fixed by journal rows; the same writes then succeed)"
+  pass "$s3 (user_t denied $denied of 30 writes to tmp_t GOCACHE entries (try $try); $5 stored denials, count $1 = ausearch's, mislabeled_target, all fixed by journal rows; the same writes then succeed)"
 }
 if [ -n "$confined" ]; then s3_run; else fail "$s3" "no confined domain"; fi
 

@@ -5,10 +5,15 @@
 // directory that domain may not write: each attempt is one denial. Between
 // attempts it waits a little, so a log rotation can land mid-burst.
 //
-//	go DIR N PAUSE_MS
+// With a fourth argument `gate` it first waits for a line on stdin, so the
+// test can start it (slow under TCG), drift the files, then let it write at
+// once, before goguardd heals them.
+//
+//	go DIR N PAUSE_MS [gate]
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +25,10 @@ func main() {
 	dir := os.Args[1]
 	n, _ := strconv.Atoi(os.Args[2])
 	pause, _ := strconv.Atoi(os.Args[3])
+	if len(os.Args) > 4 && os.Args[4] == "gate" {
+		fmt.Println("ready")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+	}
 	denied := 0
 	for i := 0; i < n; i++ {
 		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("f%d", i)), os.O_CREATE|os.O_WRONLY, 0o644)
