@@ -738,6 +738,27 @@ fn a_target_named_only_by_inode_is_found_inside_its_root() {
     assert!(all.iter().any(|d| d["target"] == "other.zip"), "{all:#?}");
 }
 
+/// A root `name` in the sandbox holding one cache entry, `ab/0123-d`, every path of it
+/// labelled `context`: (root, entry).
+fn root_with_entry(sb: &Sandbox, name: &str, context: &str) -> (PathBuf, PathBuf) {
+    let root = sb.path().join(name);
+    std::fs::create_dir_all(root.join("ab")).unwrap();
+    let entry = root.join("ab/0123-d");
+    std::fs::write(&entry, b"x").unwrap();
+    for p in [&root, &root.join("ab"), &entry] {
+        set_label(p, context);
+    }
+    (root, entry)
+}
+
+/// The file_contexts line giving `root` and everything beneath it `context`.
+fn fc_line(root: &Path, context: &str) -> String {
+    format!(
+        "{}(/.*)?\t{context}\n",
+        root.to_str().unwrap().replace('.', "\\.")
+    )
+}
+
 /// The 20-byte SELinux status page (version 1, even sequence, enforcing) with the
 /// given policy-load counter, written whole (temp file, rename) as the kernel's page
 /// changes between two reads.
@@ -790,23 +811,11 @@ fn a_policy_load_is_followed_without_a_restart() {
     let status = sb.path().join("status");
     write_status_page(&status, 3);
     let policy = go_mini_policy(sb.path());
-    let root = sb.path().join("shared-cache");
-    std::fs::create_dir_all(root.join("ab")).unwrap();
-    let entry = root.join("ab/0123-d");
-    std::fs::write(&entry, b"x").unwrap();
     let before_type = "system_u:object_r:cache_home_t:s0";
     let after_type = "system_u:object_r:xdg_cache_t:s0";
-    for p in [&root, &root.join("ab"), &entry] {
-        set_label(p, before_type);
-    }
+    let (root, entry) = root_with_entry(&sb, "shared-cache", before_type);
     let fc = sb.path().join("file_contexts");
-    let fc_line = |context: &str| {
-        format!(
-            "{}(/.*)?\t{context}\n",
-            root.to_str().unwrap().replace('.', "\\.")
-        )
-    };
-    std::fs::write(&fc, fc_line(before_type)).unwrap();
+    std::fs::write(&fc, fc_line(&root, before_type)).unwrap();
     sb.write_config(&format!(
         "{}[selinux]\nfile_contexts = \"{}\"\npolicy = \"{}\"\nstatus = \"{}\"\n\
          [[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",
@@ -850,7 +859,7 @@ fn a_policy_load_is_followed_without_a_restart() {
 
     // What `semodule -i` and `setsebool -P go_can_write 1` leave behind: new
     // file_contexts and a policy whose boolean is on. Nothing follows yet.
-    std::fs::write(fc.with_extension("new"), fc_line(after_type)).unwrap();
+    std::fs::write(fc.with_extension("new"), fc_line(&root, after_type)).unwrap();
     std::fs::rename(fc.with_extension("new"), &fc).unwrap();
     let conf = std::fs::read_to_string(GO_MINI)
         .unwrap()
@@ -917,13 +926,8 @@ fn a_declared_label_not_in_file_contexts_is_reported_until_persisted() {
         return;
     }
     let sb = Sandbox::new();
-    let root = sb.path().join("ci.cache");
-    std::fs::create_dir_all(root.join("ab")).unwrap();
-    std::fs::write(root.join("ab/0123-d"), b"x").unwrap();
     let var_t = "system_u:object_r:var_t:s0";
-    for p in [&root, &root.join("ab"), &root.join("ab/0123-d")] {
-        set_label(p, var_t);
-    }
+    let (root, entry) = root_with_entry(&sb, "ci.cache", var_t);
     let fc = sb.path().join("file_contexts");
     let escaped = root.to_str().unwrap().replace('.', "\\.");
     std::fs::write(&fc, format!("{}(/.*)?\t{var_t}\n", sb.path().display())).unwrap();
@@ -951,10 +955,7 @@ fn a_declared_label_not_in_file_contexts_is_reported_until_persisted() {
     assert_eq!(r["file_contexts_type"], "var_t", "{r:#}");
     assert_eq!(r["label_persisted"], false, "{r:#}");
     // goguardd applied the declared type.
-    assert_eq!(
-        label_of(&root.join("ab/0123-d")),
-        "system_u:object_r:container_file_t:s0"
-    );
+    assert_eq!(label_of(&entry), "system_u:object_r:container_file_t:s0");
     let text = stdout(&ctl(&sb.socket(), &["roots"]));
     assert!(
         text.contains("declared labels that restorecon would undo")
@@ -1016,17 +1017,11 @@ fn a_denial_on_an_entry_already_healed_is_found_by_inode_and_marked_fixed() {
     }
     let sb = Sandbox::new();
     let log = audit_log(&sb);
-    let root = sb.path().join("gocache");
-    std::fs::create_dir_all(root.join("ab")).unwrap();
-    let entry = root.join("ab/0123-d");
-    std::fs::write(&entry, b"x").unwrap();
     let cache_home = "system_u:object_r:cache_home_t:s0";
     let tmp = "system_u:object_r:tmp_t:s0";
-    for p in [&root, &root.join("ab"), &entry] {
-        set_label(p, cache_home);
-    }
+    let (root, entry) = root_with_entry(&sb, "gocache", cache_home);
     let fc = sb.path().join("file_contexts");
-    std::fs::write(&fc, format!("{}(/.*)?\t{cache_home}\n", root.display())).unwrap();
+    std::fs::write(&fc, fc_line(&root, cache_home)).unwrap();
     let dev = kernel_dev_name(&entry);
     sb.write_config(&format!(
         "{}[selinux]\nfile_contexts = \"{}\"\n[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",

@@ -128,22 +128,18 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) {
             state.components.set(
                 SELINUX,
                 ComponentState::Running,
-                format!(
-                    "{}, policy load {} (following {})",
-                    if now.enforcing {
-                        "enforcing"
-                    } else {
-                        "permissive"
-                    },
-                    now.policyload,
-                    path.display()
-                ),
+                detail(&now, &path, followed),
             );
             continue;
         };
         if !policy_changed(&before, &now) {
             if before.enforcing != now.enforcing {
                 tracing::info!(enforcing = now.enforcing, "SELinux mode changed");
+                state.components.set(
+                    SELINUX,
+                    ComponentState::Running,
+                    detail(&now, &path, followed),
+                );
             }
             continue;
         }
@@ -157,18 +153,24 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) {
         state.components.set(
             SELINUX,
             ComponentState::Running,
-            format!(
-                "{}, policy load {} (following {}; {followed} changes followed since start)",
-                if now.enforcing {
-                    "enforcing"
-                } else {
-                    "permissive"
-                },
-                now.policyload,
-                path.display()
-            ),
+            detail(&now, &path, followed),
         );
     }
+}
+
+/// The component's detail: the mode, the kernel's policy-load count as last followed, the
+/// page and how many changes were followed.
+fn detail(now: &KernelStatus, path: &Path, followed: u64) -> String {
+    format!(
+        "{}, policy load {} (following {}; {followed} changes followed since start)",
+        if now.enforcing {
+            "enforcing"
+        } else {
+            "permissive"
+        },
+        now.policyload,
+        path.display()
+    )
 }
 
 /// Takes the policy in force: a new diagnoser, then a rediscovery and scan of every
