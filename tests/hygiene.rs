@@ -485,11 +485,29 @@ fn an_abandoned_cache_is_trimmed_on_schedule() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let t: i64 = std::fs::read_to_string(gocache.join("trim.txt"))
-        .unwrap()
-        .trim_end()
-        .parse()
-        .unwrap();
+    // The entries go before the trim records itself: wait for trim.txt, read the way Go's
+    // lockedfile.Read does (a shared flock; the writer truncates, then writes, under an
+    // exclusive one), so a rewrite in progress is never read half-done.
+    let read_trim_txt = || -> String {
+        let f = std::fs::File::open(gocache.join("trim.txt")).unwrap();
+        let mut locked = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockShared)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut *locked, &mut text).unwrap();
+        text
+    };
+    let t = loop {
+        let text = read_trim_txt();
+        let t: i64 = text
+            .trim_end()
+            .parse()
+            .unwrap_or_else(|e| panic!("trim.txt read under Go's lock: {text:?}: {e}"));
+        if t > week_ago + 86_400 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(t > week_ago + 86_400, "trim.txt was not renewed: {t}");
     // The next tick finds nothing due (trim.txt is fresh): the build cache refills and stays.
     assert!(build_as(&user, &hello, &[]).status.success());
