@@ -199,15 +199,7 @@ fn first_scan_under_way(
     round_config(sb, &root, "auto", true);
     let daemon = sb.spawn(&[]);
     // The first scan runs after the socket is bound.
-    let started = Instant::now();
-    while !sb.socket().exists() {
-        assert!(
-            started.elapsed() < STARTUP,
-            "no socket:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    daemon.wait_socket_bound(&sb.socket());
     let after = rng.below(1500);
     std::thread::sleep(after);
     (root, files, daemon, after)

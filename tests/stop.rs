@@ -56,15 +56,7 @@ fn sigterm_during_the_first_scan_exits_cleanly_and_journals_every_change() {
         root.display()
     ));
     let mut daemon = sb.spawn(&[]);
-    let started = Instant::now();
-    while !sb.socket().exists() {
-        assert!(
-            started.elapsed() < STARTUP,
-            "no socket:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    daemon.wait_socket_bound(&sb.socket());
     std::thread::sleep(Duration::from_millis(300));
     daemon.signal(nix::sys::signal::Signal::SIGTERM);
     let t = Instant::now();
@@ -133,14 +125,7 @@ fn a_sighup_during_the_first_scan_is_not_lost() {
     ));
     let daemon = sb.spawn(&[]);
     let started = Instant::now();
-    while !sb.socket().exists() {
-        assert!(
-            started.elapsed() < STARTUP,
-            "no socket:\n{}",
-            daemon.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    daemon.wait_socket_bound(&sb.socket());
     // The first scan of 5,000 drifted files is under way: a new root and a SIGHUP.
     sb.write_config(&format!(
         "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n{}{}",

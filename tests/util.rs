@@ -154,6 +154,20 @@ impl Daemon {
         );
     }
 
+    /// Waits until the control socket exists (bound before the first scan; nothing
+    /// answers on it yet), panicking with the daemon's log after [`STARTUP`].
+    pub fn wait_socket_bound(&self, socket: &Path) {
+        let started = Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < STARTUP,
+                "no socket:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
     }
