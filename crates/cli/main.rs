@@ -2,7 +2,7 @@
 //!
 //! Layout (crates/cli/): `client` finds and connects to the daemon's socket;
 //! `render` holds tables and colour, `timefmt` times; one module per command
-//! (`status`, `denials` with `watch`, `explain`, `journal`, `bundle`, ...). Offline
+//! (`status`, `denials` with `watch`, `explain`, `journal`, `bundle`, `label`, ...). Offline
 //! commands (`explain`, `bundle`, `doctor`, `completions`, `man`) need no daemon.
 //!
 //! Exit codes: 0 success (healthy); 1 the command worked but found a problem
