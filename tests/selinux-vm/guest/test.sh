@@ -436,6 +436,12 @@ s3_run() {
   done
   if ! [ "${denied:-0}" -gt 0 ]; then fail "$s3" "the confined writes were never denied (goguardd healed first, 3 times): $out"; return; fi
   local row= i want
+  # The kernel's count (ausearch) first; then goguardd's stored denials under the
+  # directory until they add up to it, every one fixed (it heals and links in
+  # batches: 6, then 20, in one run). auditd writes a moment after the kernel.
+  sleep 2
+  want=$(ausearch -m AVC -c go --raw 2>/dev/null | grep ':user_t:' | grep 'tcontext=[^ ]*:tmp_t:' \
+         | grep 'tclass=file' | grep -o 'msg=audit([0-9.:]*)' | sort -u | wc -l)
   for i in $(seq 60); do
     # Every stored denial under the directory: counts summed, statuses,
     # the smallest repair link, diagnoses, how many.
@@ -450,9 +456,10 @@ if rows:
           ",".join(sorted({(r.get("diagnosis") or {}).get("kind", "none") for r in rows})), len(rows))
 else:
     print("no rows")' "$d")
-    case $row in *" fixed "[1-9]*) break ;; esac
+    case $row in "$want fixed "[1-9]*) break ;; esac
     sleep 1
   done
+  # And the kernel's count has not grown meanwhile.
   want=$(ausearch -m AVC -c go --raw 2>/dev/null | grep ':user_t:' | grep 'tcontext=[^ ]*:tmp_t:' \
          | grep 'tclass=file' | grep -o 'msg=audit([0-9.:]*)' | sort -u | wc -l)
   local again; again=$(setpriv --reuid="$user" --regid="$user" --init-groups \
