@@ -183,6 +183,9 @@ s2_run() {
   # below only waits for the outcome (no wrong type left), and restorecon
   # then judges it.
   local ms left
+  # goguardd works alone for the deadline's length first: the first find used
+  # to run at once, beside goguardd's heal, on the guest's two emulated CPUs.
+  sleep 2.5
   for _ in $(seq 120); do
     left=$(find "$gc" "$mc" \( -path "$gc*" -context "*:$wrong_gc:*" \) -print \
                 -o \( -path "$mc*" -context "*:$wrong_mc:*" \) -print | wc -l)
