@@ -679,14 +679,16 @@ fn place_version(
         .filter(|f| f.action == Action::Place)
         .collect();
     report.files_present += v.files.len() - todo.len();
-    if todo.is_empty() {
+    let Some(first) = v.files.first() else {
         return Ok(());
-    }
+    };
+    // Even a version already complete is visited: an interrupted import may have left a
+    // temp file beside files a later run (or Go) completed.
     let dir = make_dirs(root, &v.dir)?;
-    let escaped_version = todo[0]
+    let escaped_version = first
         .name
         .rsplit_once('.')
-        .map_or(todo[0].name.as_str(), |(stem, _)| stem)
+        .map_or(first.name.as_str(), |(stem, _)| stem)
         .to_owned();
     // Go's own per-version lock (`lockVersion`): a go command downloading this version
     // meanwhile waits for us, and we for it.
