@@ -5,6 +5,8 @@
 //! - `audit_task`: follows the audit log into the store (`audit_resume`
 //!   keeps the crash-safe resume point);
 //! - `run`: the supervisor (start order, signals, reload, drain, watchdog);
+//!   `schedule`: periodic scans, discovery's inputs, retention and a reload's
+//!   rescan, in a task of their own so the supervisor never waits for them;
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles; `connections`: the caps and
 //!   deadlines of control-socket connections;
@@ -47,6 +49,7 @@ mod repair;
 mod resolve;
 mod roots;
 mod run;
+mod schedule;
 mod service;
 mod socket;
 mod watch_task;

@@ -252,18 +252,14 @@ pub async fn run(
         );
         None
     };
-    let scan_every = state.config().scan.interval_secs.0;
-    let scan_period = Duration::from_secs(scan_every.max(1));
-    let mut scan_tick =
-        tokio::time::interval_at(tokio::time::Instant::now() + scan_period, scan_period);
-    // Discovery inputs (passwd, go env files, environment.d) are checked
-    // every 2 s; a change runs discovery (and a scan) again.
-    let mut inputs_tick = tokio::time::interval(Duration::from_secs(2));
-    let mut inputs_debounce = crate::healing::InputsDebounce::default();
-    // Retention runs an hour after start, then hourly.
-    let hour = Duration::from_secs(3600);
-    let mut retention_tick = tokio::time::interval_at(tokio::time::Instant::now() + hour, hour);
-
+    // Periodic scans, discovery's inputs, retention and a reload's rescan: in their own task,
+    // so that nothing here waits for a scan.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(8);
+    let mut schedule = tokio::spawn(crate::schedule::run(
+        state.clone(),
+        stop_rx.clone(),
+        reload_rx,
+    ));
     wait_until_serving(&check_path).await?;
     state.components.set(
         CONTROL_SOCKET,
@@ -305,9 +301,13 @@ pub async fn run(
                 notify::reloading();
                 match reload(&opts, &state, &mut metrics_task, &log).await {
                     Ok(()) => {
-                        // The whole config applies: roots added or dropped take effect now.
-                        let changes = crate::healing::rediscover_after_reload(&state).await;
-                        notify::ready(&format!("{summary}; configuration reloaded; {changes}"))
+                        // The whole config applies: roots added or dropped take effect once
+                        // the schedule task has run discovery again; it sends READY=1. With
+                        // its queue full, a queued rediscovery reads this config too.
+                        let reloaded = crate::schedule::Reloaded { summary: summary.clone() };
+                        if reload_tx.try_send(reloaded).is_err() {
+                            tracing::info!("a rediscovery is already queued; it applies this reload too");
+                        }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "reload failed; the previous configuration stays in force");
@@ -317,15 +317,6 @@ pub async fn run(
             }
             _ = stop_requested.changed() => break Ok(()),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
-            _ = retention_tick.tick() => apply_retention(&state).await,
-            _ = inputs_tick.tick() => {
-                crate::healing::rediscover_if_inputs_changed(&state, &mut inputs_debounce).await
-            }
-            _ = scan_tick.tick(), if scan_every > 0 => {
-                if let Err(e) = crate::healing::rescan_all(&state).await {
-                    tracing::warn!(error = %format!("{e:#}"), "periodic scan failed");
-                }
-            }
             ended = &mut watcher => {
                 break match ended {
                     Ok(Ok(())) => Err(anyhow::anyhow!("the watcher stopped unexpectedly")),
@@ -341,8 +332,14 @@ pub async fn run(
                     Err(e) => Err(anyhow::anyhow!("the audit follower task panicked: {e}")),
                 };
             }
-            // These two return only once asked to stop: ending earlier is a bug, and a
-            // daemon that stopped trimming or following the policy must not look healthy.
+            // These return only once asked to stop: ending earlier is a bug, and a daemon
+            // that stopped scanning, trimming or following the policy must not look healthy.
+            ended = &mut schedule => {
+                break Err(match ended {
+                    Ok(()) => anyhow::anyhow!("the periodic work task stopped unexpectedly"),
+                    Err(e) => anyhow::anyhow!("the periodic work task panicked: {e}"),
+                });
+            }
             ended = &mut hygiene => {
                 break Err(match ended {
                     Ok(()) => anyhow::anyhow!("the hygiene task stopped unexpectedly"),
@@ -383,6 +380,10 @@ pub async fn run(
     }
     if let Some(audit) = audit {
         let _ = tokio::time::timeout(Duration::from_secs(5), audit).await;
+    }
+    // A scan in progress stops at its next entry; what it changed is journaled.
+    if !schedule.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut schedule).await;
     }
     // The watcher announces what its workers are still healing, then the
     // journal writer writes every row handed to it.
@@ -432,33 +433,6 @@ fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
         let _ = tx.send(true);
     });
     Ok(rx)
-}
-
-/// Forgets old denials as `[audit]` retention says, hourly.
-async fn apply_retention(state: &Arc<DaemonState>) {
-    let audit = state.config().audit.clone();
-    let max_age = (audit.retention_days.0 > 0).then_some(audit.retention_days.0 as f64 * 86_400.0);
-    let max_rows = (audit.max_denials.0 > 0).then_some(audit.max_denials.0);
-    let store = state.store.clone();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    let result = tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .expect("store lock")
-            .apply_retention(now, max_age, max_rows)
-    })
-    .await;
-    match result {
-        Ok(Ok(outcome)) if outcome.removed > 0 => {
-            tracing::info!(removed = outcome.removed, "forgot old denials (retention)")
-        }
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
-        Err(e) => tracing::warn!(error = %e, "retention task failed"),
-    }
 }
 
 /// A second handle on the listening socket for the server task; the
