@@ -47,7 +47,11 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let log_key = settings.log.display().to_string();
-    let saved = store.lock().expect("store lock").load_cursor(&log_key)?;
+    let saved = {
+        let (store, key) = (store.clone(), log_key.clone());
+        tokio::task::spawn_blocking(move || store.lock().expect("store lock").load_cursor(&key))
+            .await??
+    };
     let (start, resume) = match &saved {
         Some(c) => (
             Start::Resume(Cursor {
@@ -63,7 +67,7 @@ pub async fn run(
     };
     let follower = Follower::open(&settings.log, start)?;
     let mut watch = LogWatch::new(&settings.log, Duration::from_secs(1));
-    let mut pass = Pass {
+    let pass = Pass {
         log_key,
         follower,
         // Every event is handed out (Retention::All), even those without an
@@ -92,11 +96,26 @@ pub async fn run(
         format!("following {}", settings.log.display()),
     );
     let mut batch = Batch::new();
+    let mut pass = Some(pass);
     loop {
         if *stop.borrow() {
             return Ok(());
         }
-        let full = match pass.step(&mut batch) {
+        // Reading, parsing and the SQLite commit block: they run on a blocking thread,
+        // never on an async worker (the pass and its batch go there and come back).
+        let (moved, stepped, result) = {
+            let mut p = pass.take().expect("the pass is back after each step");
+            tokio::task::spawn_blocking(move || {
+                let r = p.step(&mut batch);
+                (p, batch, r)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("the audit pass panicked: {e}"))?
+        };
+        pass = Some(moved);
+        batch = stepped;
+        let pass = pass.as_mut().expect("just put back");
+        let full = match result {
             Ok(full) => {
                 // Announced before healing, so the diagnosis shows the
                 // target as the process found it.

@@ -490,9 +490,13 @@ fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
             since: now,
             until: until_unix,
         };
-        if let Err(e) = state.store.lock().expect("store lock").put_quarantine(&row) {
-            tracing::warn!(error = %e, "could not store the quarantine; a restart would end it early");
-        }
+        // SQLite off the async worker; nothing waits for it.
+        let store = state.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.lock().expect("store lock").put_quarantine(&row) {
+                tracing::warn!(error = %e, "could not store the quarantine; a restart would end it early");
+            }
+        });
         let _ = state.events.send(pb::Event {
             at_unix: now,
             payload: Some(pb::event::Payload::Quarantined(pb::Quarantined {
