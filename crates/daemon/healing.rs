@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use goguard_policy::DriftKind;
 
+use crate::api_error::OpError;
 use crate::daemon_state::{ComponentState, DaemonState, SCAN};
 use crate::ledger::Ledger;
 use crate::repair::{self, RepairReport};
 use crate::roots::{self, CacheState, RootState};
 
 /// Discovers the roots again and scans (and self-heals) every one.
-pub async fn rescan_all(state: &Arc<DaemonState>) -> anyhow::Result<(u32, u64, u64)> {
+pub async fn rescan_all(state: &Arc<DaemonState>) -> Result<(u32, u64, u64), OpError> {
     rediscover(state, Rescan::All).await
 }
 
@@ -78,7 +79,7 @@ fn scan_root(
 }
 
 /// Discovery, then a scan of `which` roots; the others keep their last scan.
-async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> anyhow::Result<(u32, u64, u64)> {
+async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> Result<(u32, u64, u64), OpError> {
     let config = state.config();
     let mode = state.mode;
     let auto = config.heal.auto;
@@ -133,7 +134,8 @@ async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> anyhow::Result<(
             changed,
         )
     })
-    .await?;
+    .await
+    .map_err(OpError::task("the scan task"))?;
     for p in &cache.problems {
         tracing::info!(problem = %p, "discovery");
     }
@@ -251,11 +253,11 @@ pub async fn requested_repair(
     kinds: Vec<DriftKind>,
     dry_run: bool,
     requester: u32,
-) -> anyhow::Result<RepairReport> {
+) -> Result<RepairReport, OpError> {
     let (root, fc) = {
         let caches = state.caches.read().expect("caches lock");
         let Some(rs) = caches.roots.iter().find(|r| r.root.path == root_path) else {
-            anyhow::bail!("{} is no longer a root", root_path.display());
+            return Err(OpError::RootGone(root_path));
         };
         (rs.root.clone(), caches.file_contexts.clone())
     };
@@ -283,7 +285,8 @@ pub async fn requested_repair(
         let rescanned = repair::scan(&root, contexts.as_ref(), None, |_, _, _| {});
         (report, rescanned)
     })
-    .await?;
+    .await
+    .map_err(OpError::task("the repair task"))?;
     let mut caches = state.caches.write().expect("caches lock");
     if let Some(rs) = caches.roots.iter_mut().find(|r| r.root.path == root_path) {
         rs.exists = rescanned.exists;

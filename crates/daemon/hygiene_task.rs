@@ -19,6 +19,7 @@ use goguard_proto::v1 as pb;
 use goguard_store::{HygieneKind, HygieneRun};
 use tokio::sync::watch;
 
+use crate::api_error::OpError;
 use crate::daemon_state::DaemonState;
 use crate::roots;
 
@@ -316,9 +317,11 @@ pub async fn verify_roots(
     roots: Vec<CacheRoot>,
     gosum: Option<String>,
     cause: Cause,
-) -> Result<Verification, String> {
+) -> Result<Verification, OpError> {
     let lines = match gosum.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(text) => Some(goguard_hygiene::gosum::parse(text).map_err(|e| e.to_string())?),
+        Some(text) => Some(
+            goguard_hygiene::gosum::parse(text).map_err(|e| OpError::BadGoSum(e.to_string()))?,
+        ),
         None => None,
     };
     let mut out = Verification {
@@ -337,7 +340,7 @@ pub async fn verify_roots(
             modverify::verify_cache_in(dir, &opts)
         })
         .await
-        .map_err(|e| format!("verification task failed: {e}"))?;
+        .map_err(OpError::task("the verification task"))?;
         let root_s = root.path.display().to_string();
         let report = match report {
             Ok(r) => r,

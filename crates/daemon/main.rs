@@ -10,7 +10,8 @@
 //! - `socket`: the control socket (socket activation or a safe bind);
 //! - `authz`: peer credentials and roles; `connections`: the caps and
 //!   deadlines of control-socket connections;
-//! - `service`: the goguard.v1 gRPC service; `paging`: reply budgets and
+//! - `service`: the goguard.v1 gRPC service; `api_error`: the one place
+//!   errors become gRPC codes; `paging`: reply budgets and
 //!   page tokens of its listings;
 //! - `daemon_state`: what the tasks share (status, components, roots);
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
@@ -28,6 +29,7 @@
 //! Exit codes: 0 after a clean stop or a valid `--check-config`; 1 on a
 //! startup failure, an invalid configuration or a task that died.
 
+mod api_error;
 mod audit_resume;
 mod audit_task;
 mod authz;

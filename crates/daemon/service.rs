@@ -19,10 +19,10 @@ use std::pin::Pin;
 
 use goguard_store::{
     DenialFilter, DenialRow, JournalFilter, JournalRow, PageRequest, Status as DenialStatus,
-    StoreError,
 };
 use tokio_stream::Stream;
 
+use crate::api_error::OpError;
 use crate::authz::{self, Role};
 use crate::daemon_state::{ComponentState, DaemonState};
 use crate::{paging, roots};
@@ -146,11 +146,11 @@ impl GoGuard for GoGuardService {
                     .list_denials(&filter, &page)
             })
             .await
-            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(store_status)?;
+            .map_err(OpError::task("the store task"))?
+            .map_err(OpError::Store)?;
             let denials = crate::diagnosis::with_diagnoses(&self.state, result.items)
                 .await
-                .map_err(|e| Status::internal(format!("diagnosis task failed: {e}")))?;
+                .map_err(OpError::task("the diagnosis task"))?;
             Ok(Response::new(pb::ListDenialsResponse {
                 denials,
                 next_page_token: result.next_page_token.unwrap_or_default(),
@@ -423,8 +423,8 @@ impl GoGuard for GoGuardService {
                     .list_journal_matching(&filter, want as u32 + 1)
             })
             .await
-            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(store_status)?;
+            .map_err(OpError::task("the store task"))?
+            .map_err(OpError::Store)?;
             let more = rows.len() > want;
             rows.truncate(want);
             let mut budget = paging::Budget::default();
@@ -491,14 +491,10 @@ impl GoGuard for GoGuardService {
                 r.dry_run,
                 caller.uid,
             )
-            .await
-            .map_err(|e| Status::internal(format!("{e:#}")))?;
+            .await?;
             if !report.scan.exists && !report.scan.errors.is_empty() {
                 // E.g. a user's root reached through a symlink: nothing was done.
-                return Err(Status::failed_precondition(format!(
-                    "nothing repaired: {}",
-                    report.scan.errors.join("; ")
-                )));
+                return Err(OpError::RootUnsafe(report.scan.errors.join("; ")).into());
             }
             let root = {
                 let caches = self.state.caches.read().expect("caches lock");
@@ -567,8 +563,7 @@ impl GoGuard for GoGuardService {
                 Some(r.gosum),
                 crate::hygiene_task::Cause::Request(caller.uid),
             )
-            .await
-            .map_err(Status::invalid_argument)?;
+            .await?;
             Ok(Response::new(pb::VerifyModulesResponse {
                 problems: v.problems,
                 results: v.results,
@@ -584,9 +579,7 @@ impl GoGuard for GoGuardService {
         self.observe("Rescan", async {
             let caller = authz::caller(&request)?;
             authz::require_admin(&caller, "rescanning")?;
-            let (roots, entries, findings) = crate::healing::rescan_all(&self.state)
-                .await
-                .map_err(|e| Status::internal(format!("{e:#}")))?;
+            let (roots, entries, findings) = crate::healing::rescan_all(&self.state).await?;
             Ok(Response::new(pb::RescanResponse {
                 roots,
                 entries,
@@ -872,16 +865,6 @@ fn journal_to_pb(row: &JournalRow) -> pb::JournalRecord {
         cause: e.cause.clone(),
         requester_uid: e.requester_uid,
         dry_run: e.dry_run,
-    }
-}
-
-/// The one place store errors become gRPC statuses.
-fn store_status(e: StoreError) -> Status {
-    if e.is_caller_error() {
-        Status::invalid_argument(e.to_string())
-    } else {
-        tracing::error!(error = %e, "store error");
-        Status::unavailable(format!("the store failed: {e}"))
     }
 }
 
