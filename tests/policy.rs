@@ -1074,3 +1074,90 @@ fn a_denial_on_an_entry_already_healed_is_found_by_inode_and_marked_fixed() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// RHEL lists `container_file_t` among its customizable types, and `podman -v
+/// ~/.cache/go-build:/c:z` relabels a cache to it. restorecon leaves a customizable type
+/// alone without `-F`, and so must goguardd, or it would fight every container that shares
+/// a cache. The policy's `customizable_types` beside `contexts/files/file_contexts` is read:
+/// the scan and the watcher heal a `tmp_t` entry and leave the `container_file_t` ones,
+/// and `roots --json` reports no drift for them. A root that declares its label still gets
+/// it (the admin's word, unit-tested in goguard-policy).
+#[test]
+fn a_customizable_type_is_left_alone_as_restorecon_leaves_it() {
+    if !needs_root("writes security.selinux") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let cache_home = "system_u:object_r:cache_home_t:s0";
+    let container = "system_u:object_r:container_file_t:s0:c1,c2";
+    let tmp = "system_u:object_r:tmp_t:s0";
+    let (root, podman) = root_with_entry(&sb, "gocache", cache_home);
+    let moved = root.join("ab/4567-d");
+    std::fs::write(&moved, b"y").unwrap();
+    set_label(&podman, container);
+    set_label(&moved, tmp);
+    let files = sb.path().join("policy/contexts/files");
+    std::fs::create_dir_all(&files).unwrap();
+    let fc = files.join("file_contexts");
+    std::fs::write(&fc, fc_line(&root, cache_home)).unwrap();
+    std::fs::write(
+        sb.path().join("policy/contexts/customizable_types"),
+        "container_file_t\nsvirt_home_t\n",
+    )
+    .unwrap();
+    sb.write_config(&format!(
+        "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\n[selinux]\nfile_contexts = \"{}\"\n\
+         [[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\n",
+        fc.display(),
+        root.display()
+    ));
+    let daemon = sb.start();
+    // The first scan healed the entry moved in from /tmp, and only it.
+    assert_eq!(label_of(&moved), cache_home, "{}", daemon.log_text());
+    assert_eq!(label_of(&podman), container);
+    let roots = json(&ctl(&sb.socket(), &["roots", "--json"]));
+    let findings = roots["roots"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        findings.iter().all(|f| f["kind"] != "wrong_label"),
+        "{roots:#}"
+    );
+    // The watcher too: a container started later relabels another entry, and a file is
+    // moved in from /tmp after it. The second is healed; the first is left alone.
+    let later = root.join("ab/89ab-d");
+    std::fs::write(&later, b"z").unwrap();
+    let deadline = Instant::now() + STARTUP;
+    // Unlabelled until goguardd labels it (SELinux is off on this kernel): no xattr yet.
+    let label_if_any = |p: &Path| {
+        let out = Command::new("getfattr")
+            .args(["-h", "--only-values", "-n", "security.selinux"])
+            .arg(p)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| stdout(&out).trim_end_matches('\0').to_owned())
+    };
+    while label_if_any(&later).as_deref() != Some(cache_home) {
+        assert!(Instant::now() < deadline, "the new entry was not labelled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    set_label(&later, container);
+    set_label(&moved, tmp);
+    let deadline = Instant::now() + STARTUP;
+    while label_of(&moved) != cache_home {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not heal the entry moved in from /tmp:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Healed after the container's relabel: had the watcher wanted the container's file,
+    // it would have changed it first.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(label_of(&later), container, "{}", daemon.log_text());
+    assert_eq!(label_of(&podman), container);
+}

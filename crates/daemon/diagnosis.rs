@@ -27,7 +27,7 @@ use goguard_diagnose::{
 };
 use goguard_fs::FileKind;
 use goguard_policy::drift::Remedy;
-use goguard_policy::{CacheRoot, DriftKind, Observed, RootKind};
+use goguard_policy::{CacheRoot, DriftKind, RootKind};
 use goguard_proto::v1 as pb;
 use goguard_store::DenialRow;
 
@@ -296,19 +296,14 @@ fn target_facts(
         _ => (None, None),
     };
     drop(entry);
-    let obs = Observed {
-        rel_path: rel.to_path_buf(),
-        file_type: crate::repair::file_type(meta.kind),
-        uid: meta.uid,
-        gid: meta.gid,
-        mode: meta.mode,
-        acl_access: Vec::new(),
-        acl_default: Vec::new(),
-        label,
-        expected_label: looked_up.clone(),
-        link_target: None,
-        nlink: meta.nlink,
-    };
+    let obs = crate::repair::observe_entry(
+        rel,
+        &meta,
+        (label, looked_up.clone()),
+        contexts,
+        (Vec::new(), Vec::new()),
+        None,
+    );
     let findings = goguard_policy::evaluate(root, &obs);
     let observed = Ownership {
         uid: meta.uid,

@@ -46,18 +46,6 @@ pub struct RepairReport {
     pub scan: ScanReport,
 }
 
-pub(crate) fn file_type(kind: FileKind) -> FileType {
-    match kind {
-        FileKind::File => FileType::Regular,
-        FileKind::Dir => FileType::Dir,
-        FileKind::Symlink => FileType::Symlink,
-        FileKind::Fifo => FileType::Fifo,
-        FileKind::Socket => FileType::Socket,
-        FileKind::CharDevice => FileType::CharDevice,
-        FileKind::BlockDevice | FileKind::Unknown => FileType::BlockDevice,
-    }
-}
-
 /// An ACL as the policy sees it: no entries when it is minimal (plain mode bits).
 fn policy_acl(acl: &goguard_fs::Acl, is_default: bool) -> Vec<goguard_policy::acl::AclEntry> {
     use goguard_fs::acl::Tag;
@@ -115,6 +103,41 @@ pub(crate) fn st_mode(kind: FileKind, perms: u32) -> u32 {
 /// must walk through)?
 fn on_path(rel: &Path, sub: &Path) -> (bool, bool) {
     (rel.starts_with(sub), sub.starts_with(rel))
+}
+
+/// The facts goguard-policy judges about one entry: its metadata, its current label and
+/// the one `contexts` expects (with whether the current type is one of the policy's
+/// customizable types, which file_contexts does not override), its access and default
+/// ACLs, a symlink's target. The one place the daemon builds an [`Observed`].
+pub fn observe_entry(
+    rel: &Path,
+    meta: &goguard_fs::Meta,
+    (label, expected_label): (Option<String>, Option<String>),
+    contexts: Option<&FileContexts>,
+    (acl_access, acl_default): (
+        Vec<goguard_policy::acl::AclEntry>,
+        Vec<goguard_policy::acl::AclEntry>,
+    ),
+    link_target: Option<String>,
+) -> Observed {
+    let label_customizable = match (contexts, &label) {
+        (Some(fc), Some(l)) => fc.is_customizable(l),
+        _ => false,
+    };
+    Observed {
+        rel_path: rel.to_path_buf(),
+        file_type: FileType::from_mode(meta.st_mode()),
+        uid: meta.uid,
+        gid: meta.gid,
+        mode: meta.mode,
+        acl_access,
+        acl_default,
+        label,
+        expected_label,
+        label_customizable,
+        link_target,
+        nlink: meta.nlink,
+    }
 }
 
 /// Walks `root` (only `subtree` when given) and evaluates every entry.
@@ -188,19 +211,14 @@ pub fn scan(
             } else {
                 (Vec::new(), Vec::new())
             };
-        let obs = Observed {
-            rel_path: entry.rel.to_path_buf(),
-            file_type: file_type(meta.kind),
-            uid: meta.uid,
-            gid: meta.gid,
-            mode: meta.mode,
-            acl_access,
-            acl_default,
-            label,
-            expected_label,
+        let obs = observe_entry(
+            entry.rel,
+            &meta,
+            (label, expected_label),
+            contexts,
+            (acl_access, acl_default),
             link_target,
-            nlink: meta.nlink,
-        };
+        );
         tally.add(&obs);
         let found = goguard_policy::evaluate(root, &obs);
         visit(entry, &found, &dir);
@@ -735,19 +753,14 @@ pub fn examine_path(
         } else {
             (Vec::new(), Vec::new())
         };
-    let obs = Observed {
-        rel_path: rel.to_path_buf(),
-        file_type: file_type(meta.kind),
-        uid: meta.uid,
-        gid: meta.gid,
-        mode: meta.mode,
-        acl_access,
-        acl_default,
-        label,
-        expected_label,
-        link_target: None,
-        nlink: meta.nlink,
-    };
+    let obs = observe_entry(
+        rel,
+        &meta,
+        (label, expected_label),
+        contexts,
+        (acl_access, acl_default),
+        None,
+    );
     out.findings = goguard_policy::evaluate(root, &obs);
     let wanted: Vec<Finding> = out
         .findings

@@ -52,6 +52,10 @@ pub enum LabelError {
 /// unless base-only), via `selabel_open(SELABEL_CTX_FILE)` with `SELABEL_OPT_PATH`.
 pub struct FileContexts {
     labeler: Labeler<back_end::File>,
+    /// The policy's customizable types (`contexts/customizable_types` beside
+    /// `contexts/files/file_contexts`): restorecon leaves files of these types alone
+    /// without `-F` (RHEL lists `container_file_t`, which `podman -v …:z` sets).
+    customizable: Vec<String>,
     /// Reused lookup key buffer (path + NUL), so lookups do not allocate.
     key: std::cell::RefCell<Vec<u8>>,
 }
@@ -102,8 +106,20 @@ impl FileContexts {
         let labeler = Labeler::<back_end::File>::new(&opts, true).map_err(err)?;
         Ok(FileContexts {
             labeler,
+            customizable: customizable_types(file_contexts),
             key: std::cell::RefCell::new(Vec::with_capacity(256)),
         })
+    }
+
+    /// The policy's customizable types, as read beside the file_contexts at open (empty
+    /// when there is no `customizable_types` file there).
+    pub fn customizable_types(&self) -> &[String] {
+        &self.customizable
+    }
+
+    /// Whether `context`'s type is one of the policy's customizable types.
+    pub fn is_customizable(&self, context: &str) -> bool {
+        parse_context(context).is_some_and(|c| self.customizable.iter().any(|t| t == c.type_))
     }
 
     /// The expected context of `abs_path` with file type `st_mode` (`S_IF*` bits; permission
@@ -147,6 +163,30 @@ impl FileContexts {
             }
         }
     }
+}
+
+/// The policy's customizable types (`contexts/customizable_types`, two directories up
+/// from `contexts/files/file_contexts`), one per line, `#` comments skipped; empty when the
+/// file is missing or unreadable. Read with a size bound: it is a short list.
+pub fn customizable_types(file_contexts: &Path) -> Vec<String> {
+    use std::io::Read;
+    let Some(path) = file_contexts
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("customizable_types"))
+    else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    let read = std::fs::File::open(&path).and_then(|f| f.take(1 << 20).read_to_string(&mut text));
+    if read.is_err() {
+        return Vec::new();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The parts of a security context.
@@ -279,6 +319,34 @@ mod tests {
         assert!(parse_context("u::t").is_none());
         assert!(parse_context("u:r:t:").is_none());
         assert!(parse_context("u:r:t:s0\n").is_none());
+    }
+
+    #[test]
+    fn customizable_types_are_read_beside_the_file_contexts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = tmp.path().join("contexts/files");
+        std::fs::create_dir_all(&files).unwrap();
+        let fc_path = files.join("file_contexts");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/file_contexts.test"),
+            &fc_path,
+        )
+        .unwrap();
+        let fc = FileContexts::open(&fc_path).unwrap();
+        assert!(fc.customizable_types().is_empty(), "no file: none");
+        std::fs::write(
+            tmp.path().join("contexts/customizable_types"),
+            "# comment\ncontainer_file_t\n\n  svirt_home_t \n",
+        )
+        .unwrap();
+        let fc = FileContexts::open(&fc_path).unwrap();
+        assert_eq!(
+            fc.customizable_types(),
+            ["container_file_t", "svirt_home_t"]
+        );
+        assert!(fc.is_customizable("system_u:object_r:container_file_t:s0:c1,c2"));
+        assert!(!fc.is_customizable("unconfined_u:object_r:cache_home_t:s0"));
+        assert!(!fc.is_customizable("not a context"));
     }
 
     #[test]

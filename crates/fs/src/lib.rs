@@ -25,6 +25,6 @@ pub mod walk;
 pub use acl::{Acl, AclKind, AclOp, AclState};
 pub use entry::{Entry, FileKind, Meta, Outcome, Owner};
 pub use error::{FsError, Op, Result};
-pub use label::{FileContexts, installed_file_contexts, relabel_decision};
+pub use label::{FileContexts, customizable_types, installed_file_contexts, relabel_decision};
 pub use root::RootDir;
 pub use walk::{Control, Visitor, WalkEntry, WalkOptions, WalkStats, walk, walk_parallel};

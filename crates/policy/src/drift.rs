@@ -59,6 +59,22 @@ pub enum FileType {
     BlockDevice,
 }
 
+impl FileType {
+    /// The type of `st_mode`'s `S_IFMT` bits. A type the kernel did not name counts as a
+    /// block device: the strictest judgement (never changed, reported as an error).
+    pub fn from_mode(st_mode: u32) -> FileType {
+        match st_mode & libc::S_IFMT {
+            libc::S_IFREG => FileType::Regular,
+            libc::S_IFDIR => FileType::Dir,
+            libc::S_IFLNK => FileType::Symlink,
+            libc::S_IFIFO => FileType::Fifo,
+            libc::S_IFSOCK => FileType::Socket,
+            libc::S_IFCHR => FileType::CharDevice,
+            _ => FileType::BlockDevice,
+        }
+    }
+}
+
 /// One entry as the walker saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -80,6 +96,11 @@ pub struct Observed {
     pub label: Option<String>,
     /// What file_contexts expects for the path (`selabel_lookup`), if known.
     pub expected_label: Option<String>,
+    /// The current label's type is one of the policy's customizable types
+    /// (`contexts/customizable_types`: RHEL lists `container_file_t`, which
+    /// `podman -v …:z` sets). As restorecon without `-F`, file_contexts' expectation does
+    /// not override it; a label the root declares does.
+    pub label_customizable: bool,
     /// A symlink's target, as `readlink` gives it.
     pub link_target: Option<String>,
     /// Hard link count. A regular file with more than one name is never changed: the
@@ -414,6 +435,7 @@ pub fn evaluate(root: &CacheRoot, obs: &Observed) -> Vec<Finding> {
     let expected_ctx = obs.expected_label.as_deref();
     let expected_type = match &exp.label {
         Some(o) => Some(o.type_.as_str()),
+        None if obs.label_customizable => None,
         None => expected_ctx.and_then(context_type),
     };
     if let Some(want) = expected_type {
@@ -708,6 +730,7 @@ mod tests {
             acl_default: vec![],
             label: None,
             expected_label: None,
+            label_customizable: false,
             link_target: None,
             nlink: 1,
         }
@@ -1029,6 +1052,58 @@ mod tests {
             f[0].remedy,
             Some(Remedy::Relabel(
                 "system_u:object_r:container_file_t:s0".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn file_types_come_from_the_mode_bits() {
+        assert_eq!(
+            FileType::from_mode(libc::S_IFREG | 0o644),
+            FileType::Regular
+        );
+        assert_eq!(FileType::from_mode(libc::S_IFDIR | 0o755), FileType::Dir);
+        assert_eq!(
+            FileType::from_mode(libc::S_IFLNK | 0o777),
+            FileType::Symlink
+        );
+        assert_eq!(FileType::from_mode(libc::S_IFIFO), FileType::Fifo);
+        assert_eq!(FileType::from_mode(libc::S_IFSOCK), FileType::Socket);
+        assert_eq!(FileType::from_mode(libc::S_IFCHR), FileType::CharDevice);
+        assert_eq!(FileType::from_mode(libc::S_IFBLK), FileType::BlockDevice);
+        assert_eq!(
+            FileType::from_mode(0o644),
+            FileType::BlockDevice,
+            "no type bits"
+        );
+    }
+
+    #[test]
+    fn a_customizable_type_is_left_alone_unless_the_root_declares_a_label() {
+        // podman -v ~/.cache/go-build:/c:z relabels the cache container_file_t, a type RHEL
+        // lists as customizable: restorecon leaves it, and so does the file_contexts rule.
+        let mut r = user_root(RootKind::GoCache);
+        let mut o = obs("x", FileType::Regular, 1000, 0o644);
+        o.label = Some("system_u:object_r:container_file_t:s0:c1,c2".into());
+        o.expected_label = Some("system_u:object_r:cache_home_t:s0".into());
+        assert_eq!(evaluate(&r, &o)[0].kind, DriftKind::WrongLabel);
+        o.label_customizable = true;
+        assert!(evaluate(&r, &o).is_empty());
+        // Other drift is still judged.
+        o.uid = 0;
+        assert_eq!(evaluate(&r, &o)[0].kind, DriftKind::ForeignOwner);
+        o.uid = 1000;
+        // A declared label is the admin's word: it applies to customizable types too.
+        r.expected.label = Some(LabelOverride {
+            type_: "cache_home_t".into(),
+            context: None,
+        });
+        let f = evaluate(&r, &o);
+        assert_eq!(f[0].kind, DriftKind::WrongLabel);
+        assert_eq!(
+            f[0].remedy,
+            Some(Remedy::Relabel(
+                "system_u:object_r:cache_home_t:s0:c1,c2".into()
             ))
         );
     }

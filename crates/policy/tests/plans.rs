@@ -21,6 +21,7 @@ fn obs(rel: &str, ft: FileType, uid: u32, gid: u32, mode: u32) -> Observed {
         acl_default: vec![],
         label: None,
         expected_label: None,
+        label_customizable: false,
         link_target: None,
         nlink: 1,
     }
