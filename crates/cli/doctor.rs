@@ -76,12 +76,6 @@ fn diagnose(args: &DoctorArgs, socket: Option<&Path>) -> Result<Report, String> 
     let env = gather::process_env();
     let (go, env_file) = gather::go_facts(&passwd, &env);
     let (labels, file_contexts) = gather::label_setup(args.file_contexts.as_deref())?;
-    let custom = match &labels {
-        checks::LabelSetup::Checked { file_contexts, .. } => {
-            gather::customizable_types(file_contexts)
-        }
-        checks::LabelSetup::Skipped(_) => Vec::new(),
-    };
 
     // The directories Go writes: GOCACHE, GOMODCACHE, GOPATH's first element.
     let gocache = go.paths.gocache_dir();
@@ -116,8 +110,13 @@ fn diagnose(args: &DoctorArgs, socket: Option<&Path>) -> Result<Report, String> 
             continue;
         }
         walked.push(d.path.clone());
-        let fc = file_contexts.as_ref().map(|fc| (fc, custom.as_slice()));
-        match gather::tree_facts(d.role, &d.path, user.uid, fc, args.max_label_mismatches) {
+        match gather::tree_facts(
+            d.role,
+            &d.path,
+            &user,
+            file_contexts.as_ref(),
+            args.max_label_mismatches,
+        ) {
             Ok(t) => trees.push(t),
             Err(e) => unwalked.push(e),
         }

@@ -1,12 +1,12 @@
 //! The doctor's I/O: reads what the checks need for the calling user — the live
 //! environment and the `go env -w` file (resolved by goguard-policy exactly as Go does),
 //! `access(2)` with the real uid, the cache trees (one bounded walk each through
-//! goguard-fs: owners, world-writable bits, labels), file_contexts, and a real exec probe in
-//! GOTMPDIR.
+//! goguard-fs, every entry judged by goguard-policy's `evaluate` as goguardd judges it:
+//! owners, world-writable bits, labels), file_contexts, and a real exec probe in GOTMPDIR.
 //!
 //! Must never change anything but its own probe file (created with a unique name, removed
-//! at once), never follow a symlink out of a cache root, and never decide what is wrong
-//! (that is `checks`).
+//! at once), never follow a symlink out of a cache root, and never write a drift rule of
+//! its own (they are goguard-policy's) or decide what to tell the user (that is `checks`).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use goguard_fs::walk::{Control, Visitor, WalkEntry, WalkOptions};
-use goguard_fs::{AclKind, FileContexts, FileKind, RootDir};
+use goguard_fs::{AclKind, FileContexts, RootDir};
+use goguard_policy::DriftKind;
 use goguard_policy::accounts::PasswdEntry;
 use goguard_policy::discovery::{self, DiscoveryConfig};
 use goguard_policy::goenv::{self, EnvMap, GoEnvFile, GoEnvInputs, GoVersion};
@@ -332,29 +333,15 @@ pub fn label_setup(explicit: Option<&Path>) -> Result<(LabelSetup, Option<FileCo
     }
 }
 
-/// The policy's customizable types (`contexts/customizable_types` beside
-/// `contexts/files/file_contexts`), which restorecon leaves alone without `-F`.
-pub fn customizable_types(file_contexts: &Path) -> Vec<String> {
-    file_contexts
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("customizable_types"))
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| {
-            t.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Walks one cache root, collecting owners, world-writable bits and (bounded) labels.
+/// Walks one cache root and hands each entry to goguard-policy's `evaluate`, as goguardd
+/// judges it: the root as goguardd would discover it for this user (every entry theirs),
+/// the label file_contexts expects (customizable types left alone, as restorecon does).
+/// Collects the foreign owners, world-writable entries and (bounded) label mismatches.
 struct TreeWalker<'a> {
     facts: TreeFacts,
     uid: u32,
-    labels: Option<(&'a FileContexts, &'a [String])>,
+    root: goguard_policy::CacheRoot,
+    labels: Option<&'a FileContexts>,
     max_label_mismatches: u64,
     /// Reused buffers.
     label_buf: Vec<u8>,
@@ -381,68 +368,104 @@ impl Visitor for TreeWalker<'_> {
                 self.facts.root.join(e.rel)
             }
         };
-        if e.meta.uid != self.uid {
-            let owner = self
-                .owner_names
-                .entry(e.meta.uid)
-                .or_insert_with(|| crate::render::user_name(e.meta.uid))
-                .clone();
-            let p = abs();
-            self.facts
-                .foreign
-                .add(|| format!("{} (owner {owner})", p.display()));
-        }
-        if e.meta.mode & 0o002 != 0 && matches!(e.meta.kind, FileKind::Dir | FileKind::File) {
-            if e.meta.uid != self.uid {
-                self.facts.world_writable_foreign += 1;
+        let label_check = self
+            .labels
+            .filter(|_| self.facts.labels.as_ref().is_some_and(|t| !t.stopped))
+            .filter(|_| !e.meta.is_symlink());
+        let (mut label, mut expected) = (None, None);
+        if let Some(fc) = label_check {
+            self.key.clear();
+            self.key
+                .extend_from_slice(self.facts.root.as_os_str().as_bytes());
+            if !e.rel.as_os_str().is_empty() {
+                self.key.push(b'/');
+                self.key.extend_from_slice(e.rel.as_os_str().as_bytes());
             }
-            let p = abs();
-            self.facts.world_writable.add(|| {
-                format!(
-                    "{} ({} {:04o})",
-                    p.display(),
-                    e.meta.kind.name(),
-                    e.meta.mode
-                )
-            });
+            self.key.push(0);
+            expected = std::ffi::CStr::from_bytes_with_nul(&self.key)
+                .ok()
+                .and_then(|k| fc.lookup_cstr(k, e.meta.st_mode()).ok().flatten());
+            if expected.is_some() {
+                label = match e.read_label(&mut self.label_buf) {
+                    Ok(true) => Some(
+                        String::from_utf8_lossy(&self.label_buf)
+                            .trim_end_matches('\0')
+                            .to_owned(),
+                    ),
+                    _ => None,
+                };
+            }
         }
-        if let (Some((fc, custom)), Some(tally)) = (self.labels, self.facts.labels.as_mut()) {
-            if !tally.stopped && !e.meta.is_symlink() {
-                self.key.clear();
-                self.key
-                    .extend_from_slice(self.facts.root.as_os_str().as_bytes());
-                if !e.rel.as_os_str().is_empty() {
-                    self.key.push(b'/');
-                    self.key.extend_from_slice(e.rel.as_os_str().as_bytes());
+        let label_customizable = match (label_check, &label) {
+            (Some(fc), Some(l)) => fc.is_customizable(l),
+            _ => false,
+        };
+        if expected.is_some()
+            && let Some(tally) = self.facts.labels.as_mut()
+        {
+            tally.checked += 1;
+        }
+        let obs = goguard_policy::Observed {
+            rel_path: e.rel.to_path_buf(),
+            file_type: goguard_policy::drift::FileType::from_mode(e.meta.st_mode()),
+            uid: e.meta.uid,
+            gid: e.meta.gid,
+            mode: e.meta.mode,
+            acl_access: Vec::new(),
+            acl_default: Vec::new(),
+            label: label.clone(),
+            expected_label: expected.clone(),
+            label_customizable,
+            link_target: None,
+            nlink: e.meta.nlink,
+        };
+        for f in goguard_policy::evaluate(&self.root, &obs) {
+            match f.kind {
+                DriftKind::ForeignOwner => {
+                    let owner = self
+                        .owner_names
+                        .entry(e.meta.uid)
+                        .or_insert_with(|| crate::render::user_name(e.meta.uid))
+                        .clone();
+                    let p = abs();
+                    self.facts
+                        .foreign
+                        .add(|| format!("{} (owner {owner})", p.display()));
                 }
-                self.key.push(0);
-                let expected = std::ffi::CStr::from_bytes_with_nul(&self.key)
-                    .ok()
-                    .and_then(|k| fc.lookup_cstr(k, e.meta.st_mode()).ok().flatten());
-                if let Some(expected) = expected {
-                    tally.checked += 1;
-                    let current = match e.read_label(&mut self.label_buf) {
-                        Ok(true) => Some(String::from_utf8_lossy(&self.label_buf).into_owned()),
-                        Ok(false) => None,
-                        Err(_) => None,
+                DriftKind::WorldWritable => {
+                    if e.meta.uid != self.uid {
+                        self.facts.world_writable_foreign += 1;
+                    }
+                    let p = abs();
+                    self.facts.world_writable.add(|| {
+                        format!(
+                            "{} ({} {:04o})",
+                            p.display(),
+                            e.meta.kind.name(),
+                            e.meta.mode
+                        )
+                    });
+                }
+                DriftKind::WrongLabel => {
+                    let Some(tally) = self.facts.labels.as_mut() else {
+                        continue;
                     };
-                    let custom: Vec<&str> = custom.iter().map(String::as_str).collect();
-                    if goguard_fs::relabel_decision(current.as_deref(), &expected, false, &custom)
-                        .is_some()
-                    {
-                        let p = abs();
-                        tally.mismatches.add(|| {
-                            format!(
-                                "{}: {}, expected {expected}",
-                                p.display(),
-                                current.as_deref().unwrap_or("unlabeled")
-                            )
-                        });
-                        if tally.mismatches.count >= self.max_label_mismatches {
-                            tally.stopped = true;
-                        }
+                    let p = abs();
+                    tally.mismatches.add(|| {
+                        format!(
+                            "{}: {}, expected {}",
+                            p.display(),
+                            label.as_deref().unwrap_or("unlabeled"),
+                            expected.as_deref().unwrap_or_default()
+                        )
+                    });
+                    if tally.mismatches.count >= self.max_label_mismatches {
+                        tally.stopped = true;
                     }
                 }
+                // Mode bits, file types and ACLs are goguardd's business (and `goguardctl
+                // roots`'): the doctor reports what breaks a build for this user.
+                _ => {}
             }
         }
         Control::Continue
@@ -462,13 +485,18 @@ impl Visitor for TreeWalker<'_> {
 pub fn tree_facts(
     role: &'static str,
     root: &Path,
-    uid: u32,
-    labels: Option<(&FileContexts, &[String])>,
+    user: &UserFacts,
+    labels: Option<&FileContexts>,
     max_label_mismatches: u64,
 ) -> Result<TreeFacts, String> {
     let dir =
         RootDir::open(root).map_err(|e| format!("{role} {} not walked: {e}", root.display()))?;
     let progress = std::io::stderr().is_terminal();
+    let kind = if role == "GOMODCACHE" {
+        goguard_policy::RootKind::GoModCache
+    } else {
+        goguard_policy::RootKind::GoCache
+    };
     let mut w = TreeWalker {
         facts: TreeFacts {
             role,
@@ -476,7 +504,15 @@ pub fn tree_facts(
             labels: labels.map(|_| LabelTally::default()),
             ..Default::default()
         },
-        uid,
+        uid: user.uid,
+        root: goguard_policy::CacheRoot::for_user(
+            root.to_path_buf(),
+            kind,
+            &user.name,
+            user.uid,
+            user.gid,
+            &user.home,
+        ),
         labels,
         max_label_mismatches: max_label_mismatches.max(1),
         label_buf: Vec::with_capacity(256),
