@@ -718,3 +718,89 @@ fn a_hard_linked_file_is_reported_and_never_changed() {
     let meta = std::fs::metadata(&outside).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o600));
 }
+
+/// Issue 15: roots scanned side by side (`[scan] parallel_roots`) heal and journal exactly
+/// what one root at a time does. Two sandboxes get the same six drifted roots (different
+/// sizes, so the threads finish out of order); one goguardd scans them one after another,
+/// the other on three threads. Every drifted file is given back in both, each has one
+/// `chown` row, and `roots --json` reports the same entries and no findings per root.
+#[test]
+fn roots_scanned_side_by_side_heal_and_journal_what_one_at_a_time_does() {
+    use std::os::unix::fs::MetadataExt;
+    assert_root("chowns files to another user");
+    let mut outcomes = Vec::new();
+    for parallel in [1, 3] {
+        let sb = Sandbox::new();
+        let mut roots = String::new();
+        let mut files = Vec::new();
+        for r in 0..6 {
+            let root = sb.path().join(format!("root{r}"));
+            for d in 0..(2 + r * 3) {
+                let dir = root.join(format!("{d:02x}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                for f in 0..60 {
+                    let p = dir.join(format!("{f:04x}-a"));
+                    std::fs::write(&p, b"x").unwrap();
+                    std::os::unix::fs::chown(&p, Some(1), Some(1)).unwrap();
+                    files.push(p);
+                }
+            }
+            roots.push_str(&format!(
+                "[[root]]\npath = \"{}\"\nkind = \"custom\"\nowner = \"root\"\ngroup = \"root\"\n",
+                root.display()
+            ));
+        }
+        sb.write_config(&format!(
+            "metrics_listen = \"\"\n[scan]\ninterval_secs = 0\nparallel_roots = {parallel}\n{roots}"
+        ));
+        let mut daemon = sb.start();
+        let listed = json(&ctl(&sb.socket(), &["roots", "--json"]));
+        let per_root: Vec<(String, u64, usize)> = listed["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let path = r["path"].as_str().unwrap();
+                let name = Path::new(path).file_name().unwrap().to_string_lossy();
+                (
+                    name.into_owned(),
+                    r["entries"].as_u64().unwrap(),
+                    r["findings"].as_array().map_or(0, Vec::len),
+                )
+            })
+            .collect();
+        daemon.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(
+            daemon.wait_exit(std::time::Duration::from_secs(20)).code(),
+            Some(0)
+        );
+        let not_given_back = files
+            .iter()
+            .filter(|p| std::fs::metadata(p).unwrap().uid() != 0)
+            .count();
+        assert_eq!(not_given_back, 0, "parallel_roots = {parallel}");
+        let rows = crate::stop::journal_rows(&sb.state_dir().join("goguard.db"));
+        let mut chowned: Vec<String> = rows
+            .iter()
+            .filter(|(_, k)| k == "chown")
+            .map(|(p, _)| {
+                Path::new(p)
+                    .strip_prefix(sb.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        chowned.sort();
+        assert_eq!(chowned.len(), files.len(), "parallel_roots = {parallel}");
+        chowned.dedup();
+        assert_eq!(chowned.len(), files.len(), "one row per file");
+        outcomes.push((per_root, chowned));
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert!(
+        outcomes[0].0.iter().all(|(_, _, findings)| *findings == 0),
+        "{:?}",
+        outcomes[0].0
+    );
+}

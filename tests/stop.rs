@@ -11,7 +11,7 @@ use crate::util::*;
 
 /// `(path, kind)` of every journal row, read from the daemon's SQLite file with Python's
 /// sqlite3 (the daemon is stopped; nothing else holds the file).
-fn journal_rows(db: &Path) -> Vec<(String, String)> {
+pub fn journal_rows(db: &Path) -> Vec<(String, String)> {
     let out = Command::new(require_tool("python3", "python3"))
         .args([
             "-c",

@@ -129,6 +129,9 @@ pub struct ScanConfig {
     /// split evenly between the roots) or met the kernel's limit: the part of it that is
     /// not watched is checked this often.
     pub limited_rescan_secs: Bounded<1, 86_400>,
+    /// How many roots a full scan walks at once (each on a thread of its own); 0 = one per
+    /// CPU, at most 4. 1 scans them one after another (a host whose disks are the limit).
+    pub parallel_roots: Bounded<0, 64>,
 }
 
 impl Default for ScanConfig {
@@ -137,6 +140,7 @@ impl Default for ScanConfig {
             interval_secs: Bounded(900),
             max_watches: Bounded(131_072),
             limited_rescan_secs: Bounded(60),
+            parallel_roots: Bounded(0),
         }
     }
 }

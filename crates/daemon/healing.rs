@@ -78,6 +78,64 @@ fn scan_root(
     }
 }
 
+/// How many roots are scanned at once: `[scan] parallel_roots`, or with 0 the CPUs (at most
+/// 4), never more than there are roots.
+fn scan_workers(configured: u64, roots: usize) -> usize {
+    let wanted = match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        n => n as usize,
+    };
+    wanted.clamp(1, roots.max(1))
+}
+
+/// Scans (and self-heals) `roots` on `workers` threads, each taking the next root when done
+/// with one (a large root does not hold up the small ones) and opening its own
+/// file_contexts handle (libselinux's are not shared between threads). Returns each
+/// root's index with its state; roots not started because goguardd is stopping are not
+/// returned.
+fn scan_roots_side_by_side(
+    st: &Arc<DaemonState>,
+    roots: &[(usize, &goguard_policy::CacheRoot)],
+    fc: Option<&Path>,
+    auto: bool,
+    workers: usize,
+) -> Vec<(usize, RootState)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut contexts = None;
+        let mut done = Vec::new();
+        loop {
+            if crate::daemon_state::stopping() {
+                break;
+            }
+            let Some(&(i, root)) = roots.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            let contexts = contexts.get_or_insert_with(|| open_contexts(fc));
+            done.push((i, scan_root(st, root, contexts.as_ref(), auto)));
+        }
+        done
+    };
+    if workers <= 1 {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|n| {
+                std::thread::Builder::new()
+                    .name(format!("goguard-scan-{n}"))
+                    .spawn_scoped(scope, work)
+                    .expect("spawn a scan thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// Discovery, then a scan of `which` roots; the others keep their last scan.
 async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> Result<(u32, u64, u64), OpError> {
     let config = state.config();
@@ -99,27 +157,29 @@ async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> Result<(u32, u64
             let caches = st.caches.read().expect("caches lock");
             caches.roots.clone()
         };
-        let mut contexts = None;
-        let mut states = Vec::new();
         let mut changed = false;
-        let (mut entries, mut findings) = (0u64, 0u64);
-        for root in found.roots.roots() {
-            if crate::daemon_state::stopping() {
-                break;
-            }
+        // Each root keeps its last scan or is scanned again; the scans run side by side.
+        let mut slots: Vec<Option<RootState>> = Vec::new();
+        let mut to_scan = Vec::new();
+        for (i, root) in found.roots.roots().iter().enumerate() {
             let kept = previous.iter().find(|p| p.root == *root);
-            let rs = match (which, kept) {
-                (Rescan::Changed, Some(kept)) => kept.clone(),
+            match (which, kept) {
+                (Rescan::Changed, Some(kept)) => slots.push(Some(kept.clone())),
                 _ => {
                     changed |= kept.is_none();
-                    let contexts = contexts.get_or_insert_with(|| open_contexts(fc.as_deref()));
-                    scan_root(&st, root, contexts.as_ref(), auto)
+                    slots.push(None);
+                    to_scan.push((i, root));
                 }
-            };
-            entries += rs.entries;
-            findings += rs.findings.len() as u64;
-            states.push(rs);
+            }
         }
+        let workers = scan_workers(st.config().scan.parallel_roots.0, to_scan.len());
+        for (i, rs) in scan_roots_side_by_side(&st, &to_scan, fc.as_deref(), auto, workers) {
+            slots[i] = Some(rs);
+        }
+        // A root left unscanned (goguardd is stopping) is left out, as before.
+        let states: Vec<RootState> = slots.into_iter().flatten().collect();
+        let entries: u64 = states.iter().map(|rs| rs.entries).sum();
+        let findings: u64 = states.iter().map(|rs| rs.findings.len() as u64).sum();
         changed |= states.len() != previous.len();
         let roots_n = states.len() as u32;
         (
