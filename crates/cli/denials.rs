@@ -168,7 +168,7 @@ pub fn render_explained(denials: &[pb::Denial], style: &Style) -> String {
 /// The SELinux type of a context (`system_u:object_r:cache_home_t:s0` →
 /// `cache_home_t`), or the whole string if it has no type field.
 pub fn selinux_type(context: &str) -> &str {
-    context.split(':').nth(2).unwrap_or(context)
+    goguard_policy::drift::context_type(context).unwrap_or(context)
 }
 
 fn perms(p: &[String]) -> String {

@@ -178,7 +178,7 @@ pub fn fits(
         Some("blk_file") => kind == K::BlockDevice,
         _ => true,
     };
-    let type_of = |c: &str| c.split(':').nth(2).map(str::to_owned);
+    let type_of = goguard_policy::drift::context_type;
     let label_ok = match (label, tcontext) {
         (Some(l), Some(t)) => type_of(l) == type_of(t),
         _ => true,

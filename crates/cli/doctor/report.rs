@@ -319,17 +319,9 @@ fn render_check(c: &Check, style: &Style, out: &mut String) {
     }
 }
 
-/// Quotes a path or word for a POSIX shell when it needs it, so fix commands paste safely.
-pub fn sh_quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@=,%".contains(&b));
-    if safe {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+/// Quotes a path or word for a POSIX shell when it needs it, so fix commands paste safely
+/// (the same quoting as the policy drafts' commands).
+pub use goguard_diagnose::draft::shell_quote as sh_quote;
 
 #[cfg(test)]
 mod tests {
