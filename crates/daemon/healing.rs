@@ -30,6 +30,22 @@ enum Rescan {
     Changed,
 }
 
+/// The loop guard's answer for a drift of `kind` at a path relative to `root`: false while
+/// the path is quarantined (a fight with something that keeps changing it back). What
+/// self-healing asks before each repair; a requested repair does not ask.
+pub fn loop_guard_allows<'a>(
+    st: &'a DaemonState,
+    root: &'a Path,
+) -> impl FnMut(&Path, DriftKind) -> bool + 'a {
+    move |rel, kind| {
+        let mut guard = st.loop_guard.lock().expect("guard lock");
+        matches!(
+            guard.check(&root.join(rel), kind, st.started.elapsed()),
+            goguard_policy::guard::GuardState::Allowed
+        )
+    }
+}
+
 /// One root's scan (and self-heal, with `auto`), journaled.
 fn scan_root(
     st: &Arc<DaemonState>,
@@ -41,13 +57,7 @@ fn scan_root(
     // afterwards.
     let report = if auto {
         // Quarantined paths are left alone: the loop guard stopped the fight.
-        let mut allowed = |rel: &Path, kind| {
-            let mut guard = st.loop_guard.lock().expect("guard lock");
-            matches!(
-                guard.check(&root.path.join(rel), kind, st.started.elapsed()),
-                goguard_policy::guard::GuardState::Allowed
-            )
-        };
+        let mut allowed = loop_guard_allows(st, &root.path);
         let mut journal = Ledger::new(&st.store, &root.path, "self-heal", None);
         let healed = repair::repair(
             root,
@@ -388,14 +398,7 @@ pub async fn heal_denied_targets(state: &Arc<DaemonState>, denied: Vec<(i64, Pat
         let contexts = open_contexts(fc.as_deref());
         let mut fixed = 0;
         for (id, root, rel) in targets {
-            let started = st.started;
-            let mut allowed = |p: &Path, kind| {
-                let mut guard = st.loop_guard.lock().expect("guard lock");
-                matches!(
-                    guard.check(&root.path.join(p), kind, started.elapsed()),
-                    goguard_policy::guard::GuardState::Allowed
-                )
-            };
+            let mut allowed = loop_guard_allows(&st, &root.path);
             let Ok(dir) = crate::roots::open_root(&root) else {
                 continue;
             };
