@@ -21,7 +21,7 @@ const FAKE_PROXY: &str = concat!(
 
 /// A command run as `user` with a clean environment (PATH, HOME, Go offline unless `env`
 /// says otherwise).
-fn as_user(user: &TestUser, program: &str, env: &[(&str, &str)]) -> Command {
+pub fn as_user(user: &TestUser, program: &str, env: &[(&str, &str)]) -> Command {
     let gid = nix::unistd::User::from_name(&user.name)
         .unwrap()
         .unwrap()

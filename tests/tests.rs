@@ -8,6 +8,7 @@ mod util;
 mod audit;
 mod bundle;
 mod cache;
+mod clean;
 mod crash;
 mod daemon;
 mod doctor;

@@ -2,14 +2,16 @@
 //!
 //! Layout (crates/cli/): `client` finds and connects to the daemon's socket;
 //! `render` holds tables and colour, `timefmt` times; one module per command
-//! (`status`, `denials` with `watch`, `explain`, `journal`, `bundle`, `label`, ...). Offline
-//! commands (`explain`, `bundle`, `doctor`, `completions`, `man`) need no daemon.
+//! (`status`, `denials` with `watch`, `explain`, `journal`, `bundle`, `clean`, `label`, ...).
+//! Offline commands (`explain`, `bundle`, `clean`, `doctor`, `completions`, `man`) need no
+//! daemon.
 //!
 //! Exit codes: 0 success (healthy); 1 the command worked but found a problem
 //! (a degraded daemon, later: something left unrepaired); 2 an error: the
 //! daemon unreachable, a refusal, bad arguments.
 
 mod bundle;
+mod clean;
 mod client;
 mod denials;
 mod doctor;
@@ -174,6 +176,11 @@ enum Command {
     /// daemon needed.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Remove a CI workspace or a cache whose module directories Go made read-only
+    /// (every directory made writable first; symlinks removed, never followed; mounts
+    /// inside left), or with --keep only make it writable; no daemon needed.
+    /// Exit 0: done; 1: something left; 2: error.
+    Clean(clean::CleanArgs),
     /// Check your Go caches (paths, owners, modes, shared roots, labels, exec in
     /// GOTMPDIR) and print the command that fixes each problem; no daemon needed.
     /// Exit 0: healthy; 1: a problem found; 2: error.
@@ -256,6 +263,7 @@ fn main() -> ExitCode {
         Command::Trim(args) => run_async(hygiene::trim(cli.socket, args, style)),
         Command::Modcache(cmd) => run_async(hygiene::modcache(cli.socket, cmd, style)),
         Command::Bundle(cmd) => bundle::run(cmd),
+        Command::Clean(args) => clean::run(args),
         Command::Doctor(args) => doctor::run(args, cli.socket.as_deref(), &style),
         Command::Explain {
             all,

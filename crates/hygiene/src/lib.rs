@@ -29,6 +29,7 @@
 
 pub mod beneath;
 pub mod bundle;
+pub mod cleanup;
 pub mod dirhash;
 pub mod error;
 pub mod gocache;
