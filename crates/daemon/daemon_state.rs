@@ -132,22 +132,3 @@ impl DaemonState {
         self.config.read().expect("config lock poisoned").clone()
     }
 }
-
-/// Set once SIGTERM or SIGINT arrived: long work (scans, repairs, walks) stops between
-/// entries, journals what it did, and returns.
-static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The stop flag itself, for code that polls it outside this crate (the watcher's walks).
-pub fn stop_flag() -> &'static std::sync::atomic::AtomicBool {
-    &STOPPING
-}
-
-/// Whether goguardd is stopping.
-pub fn stopping() -> bool {
-    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Marks goguardd as stopping (the signal task).
-pub fn request_stop() {
-    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
-}

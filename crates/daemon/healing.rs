@@ -104,7 +104,7 @@ async fn rediscover(state: &Arc<DaemonState>, which: Rescan) -> Result<(u32, u64
         let mut changed = false;
         let (mut entries, mut findings) = (0u64, 0u64);
         for root in found.roots.roots() {
-            if crate::daemon_state::stopping() {
+            if crate::stop::stopping() {
                 break;
             }
             let kept = previous.iter().find(|p| p.root == *root);
@@ -174,7 +174,7 @@ pub async fn rescan_roots(state: &Arc<DaemonState>, paths: Vec<PathBuf>) {
         let contexts = open_contexts(fc.as_deref());
         let mut scanned = Vec::new();
         for root in targets {
-            if crate::daemon_state::stopping() {
+            if crate::stop::stopping() {
                 break;
             }
             scanned.push(scan_root(&st, &root, contexts.as_ref(), auto));

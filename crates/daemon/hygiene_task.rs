@@ -126,12 +126,7 @@ pub async fn trim_roots(
         let opened = root.clone();
         let report = tokio::task::spawn_blocking(move || {
             let dir = crate::roots::open_root(&opened)?;
-            trim::execute_until(
-                dir,
-                &policy,
-                SystemTime::now(),
-                &crate::daemon_state::stopping,
-            )
+            trim::execute_until(dir, &policy, SystemTime::now(), &crate::stop::stopping)
         })
         .await;
         let result = match report {

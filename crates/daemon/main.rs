@@ -54,6 +54,7 @@ mod run;
 mod schedule;
 mod service;
 mod socket;
+mod stop;
 mod watch_task;
 
 use std::path::PathBuf;

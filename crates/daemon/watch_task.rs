@@ -86,7 +86,7 @@ impl Pending {
 pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut watcher = Watcher::new(WatchConfig {
         max_watches: state.config().scan.max_watches.0 as usize,
-        interrupt: Some(crate::daemon_state::stop_flag()),
+        interrupt: Some(crate::stop::stop_flag()),
         ..WatchConfig::default()
     })?;
     let backstop_every = Duration::from_secs(state.config().scan.limited_rescan_secs.0);
@@ -351,7 +351,7 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
             watched.by_id.insert(*id, root);
             continue;
         }
-        if crate::daemon_state::stopping() {
+        if crate::stop::stopping() {
             break;
         }
         // A limit hit queues a `WatchLimit` notice: `note` records it.
