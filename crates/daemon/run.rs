@@ -21,9 +21,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::audit_task;
-use crate::authz::{Authenticate, Authorizer};
+use crate::authz::Authorizer;
 use crate::config::{self, Config, ConfigSource};
-use crate::connections;
+use crate::connections::{self, Authenticate};
 use crate::daemon_state::{
     AUDIT, CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory, STORE,
 };
