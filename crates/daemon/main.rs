@@ -35,6 +35,10 @@
 //! - `metrics`: Prometheus registry and HTTP endpoint;
 //! - `notify`: sd_notify messages; `logging`: tracing setup.
 //!
+//! The `crate::` imports between these modules form no circle; the `layers`
+//! test (tests only) checks it, and that no module below the API layer names
+//! `goguard_proto`.
+//!
 //! Exit codes: 0 after a clean stop or a valid `--check-config`; 1 on a
 //! startup failure, an invalid configuration or a task that died.
 
@@ -51,6 +55,8 @@ mod heal_pool;
 mod healing;
 mod hygiene_task;
 mod journal_writer;
+#[cfg(test)]
+mod layers;
 mod ledger;
 mod logging;
 mod metrics;
