@@ -14,13 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use goguard_audit::{AssemblerConfig, AuditEvent, Avc, EventAssembler, GoTools, Retention};
-use goguard_proto::v1 as pb;
 use goguard_store::{AuditCursor, DenialKey, DenialObservation, DenialRow, Store};
 use goguard_tail::{Batch, Cursor, Follower, LogWatch, Start};
 use tokio::sync::{broadcast, watch};
 
 use crate::audit_resume::{Completed, ResumePoint, event_key};
 use crate::daemon_state::{AUDIT, ComponentState, DaemonState};
+use crate::diagnosis::DiagnosedDenial;
+use crate::events::{DaemonEvent, Happened};
 use crate::metrics::{DenialLabels, KindLabels};
 
 /// What the follower needs from the configuration.
@@ -43,7 +44,7 @@ pub async fn run(
     settings: AuditSettings,
     store: Arc<Mutex<Store>>,
     state: Arc<DaemonState>,
-    events: broadcast::Sender<pb::Event>,
+    events: broadcast::Sender<DaemonEvent>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let log_key = settings.log.display().to_string();
@@ -159,7 +160,7 @@ struct Pass {
     errors_logged: RateLimit,
     store: Arc<Mutex<Store>>,
     state: Arc<DaemonState>,
-    events: broadcast::Sender<pb::Event>,
+    events: broadcast::Sender<DaemonEvent>,
     /// Stored denials with a full target path, for the healer.
     denied_targets: Vec<(i64, PathBuf)>,
     /// Finds the path of targets named only by inode (`name=`, `ino=`).
@@ -402,7 +403,7 @@ impl Pass {
 /// Sends stored denials on the event stream, each with its diagnosis.
 async fn announce(
     state: &Arc<DaemonState>,
-    events: &broadcast::Sender<pb::Event>,
+    events: &broadcast::Sender<DaemonEvent>,
     seen: Vec<(f64, DenialRow, bool)>,
 ) {
     if seen.is_empty() {
@@ -412,20 +413,25 @@ async fn announce(
         .into_iter()
         .map(|(at, row, new)| ((at, new), row))
         .unzip();
-    let denials = match crate::diagnosis::with_diagnoses(state, rows.clone()).await {
+    let denials = match state.diagnosed(rows.clone()).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "audit: diagnosing denials failed; announced without");
-            rows.iter().map(crate::service::denial_to_pb).collect()
+            rows.into_iter()
+                .map(|row| DiagnosedDenial {
+                    row,
+                    diagnosis: None,
+                })
+                .collect()
         }
     };
     for ((at_unix, first_time), denial) in meta.into_iter().zip(denials) {
-        let _ = events.send(pb::Event {
+        let _ = events.send(DaemonEvent {
             at_unix,
-            payload: Some(pb::event::Payload::Denial(pb::DenialSeen {
-                denial: Some(denial),
+            what: Happened::Denial {
+                denial: Box::new(denial),
                 first_time,
-            })),
+            },
         });
     }
 }

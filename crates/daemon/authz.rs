@@ -1,17 +1,15 @@
 //! Who is calling, and what they may ask.
 //!
 //! Every gRPC call carries the caller's `SO_PEERCRED` (uid, gid, pid), read
-//! from the Unix socket when the connection was accepted (`connections`). The interceptor in this module turns it into a
-//! [`Caller`] with a [`Role`] and puts it in the request's extensions; a call
-//! without peer credentials is refused. uid 0, the daemon's own user and
-//! members of `daemon.admin_group` are admins; anyone else is an ordinary
-//! user. Calls
-//! that need more than "any local user" check the role themselves.
+//! from the Unix socket when the connection was accepted. The interceptor
+//! `connections::Authenticate` turns it into a [`Caller`] with a [`Role`] and
+//! puts it in the request's extensions; a call without peer credentials is
+//! refused. uid 0, the daemon's own user and members of `daemon.admin_group`
+//! are admins; anyone else is an ordinary user. Calls that need more than "any
+//! local user" check the role themselves.
 //!
 //! Group membership is looked up per call (NSS, like `id`), so adding a user
 //! to the group takes effect without a restart.
-
-use std::sync::{Arc, RwLock};
 
 use nix::unistd::{Gid, Group, Uid, User};
 use tonic::{Request, Status};
@@ -93,36 +91,6 @@ impl Authorizer {
             Ok(groups) if groups.contains(&admin) => Role::Admin,
             _ => Role::User,
         }
-    }
-}
-
-/// The tonic interceptor: attaches a [`Caller`] to every request.
-#[derive(Clone)]
-pub struct Authenticate {
-    pub authorizer: Arc<RwLock<Authorizer>>,
-}
-
-impl tonic::service::Interceptor for Authenticate {
-    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let cred = req
-            .extensions()
-            .get::<crate::connections::PeerInfo>()
-            .and_then(|info| info.uds.peer_cred)
-            .ok_or_else(|| {
-                Status::unauthenticated("goguardd could not read the caller's peer credentials")
-            })?;
-        let role = self
-            .authorizer
-            .read()
-            .expect("authorizer lock poisoned")
-            .role(cred.uid(), cred.gid());
-        req.extensions_mut().insert(Caller {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-            role,
-        });
-        Ok(req)
     }
 }
 

@@ -13,7 +13,8 @@
 //! preface and its first request within `first_request_timeout_secs`, and is
 //! closed after `idle_timeout_secs` with no call in progress. Calls in progress
 //! are counted by the [`TrackCalls`] layer through the [`PeerInfo`] tonic puts
-//! in every request. Its slot is given back when the stream is dropped.
+//! in every request; [`Authenticate`] turns its peer credentials into the call's
+//! `authz::Caller`. Its slot is given back when the stream is dropped.
 //!
 //! glibc keeps freed heap memory in its arenas; after many connections have
 //! closed, [`trim_memory`] hands it back (`malloc_trim(0)`), so a flood does not
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tonic::codegen::http;
 use tonic::transport::server::{Connected, UdsConnectInfo};
+use tonic::{Request, Status};
 
-use crate::authz::Role;
+use crate::authz::{Authorizer, Caller, Role};
 use crate::daemon_state::DaemonState;
 use crate::metrics::{ReasonLabels, RoleLabels};
 
@@ -363,6 +365,37 @@ impl Drop for CallGuard {
 pub struct PeerInfo {
     pub uds: UdsConnectInfo,
     pub calls: Arc<Calls>,
+}
+
+/// The tonic interceptor: attaches a [`Caller`] (see `authz`) to every request, from the
+/// peer credentials in its [`PeerInfo`].
+#[derive(Clone)]
+pub struct Authenticate {
+    pub authorizer: Arc<RwLock<Authorizer>>,
+}
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let cred = req
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|info| info.uds.peer_cred)
+            .ok_or_else(|| {
+                Status::unauthenticated("goguardd could not read the caller's peer credentials")
+            })?;
+        let role = self
+            .authorizer
+            .read()
+            .expect("authorizer lock poisoned")
+            .role(cred.uid(), cred.gid());
+        req.extensions_mut().insert(Caller {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+            role,
+        });
+        Ok(req)
+    }
 }
 
 /// An admitted connection: the stream, its slot, and its deadlines. Reading

@@ -1,6 +1,7 @@
 //! What the running daemon knows about itself and shares between its tasks:
 //! identity, the configuration in force, component states and reload history.
-//! The gRPC service reads it for `GetStatus`; the supervisor writes it.
+//! The gRPC service reads it for `GetStatus`; the supervisor writes it. Holds domain
+//! values only: the API layer (`service`, `pb`) makes messages of them.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use goguard_layout::Mode;
 
 use crate::authz::Authorizer;
 use crate::config::{Config, ConfigSource};
+use crate::diagnosis::{DiagnosedDenial, RootsSnapshot};
 use crate::metrics::{ComponentLabels, Metrics};
 
 /// The state of one daemon task, as `GetStatus` reports it.
@@ -75,6 +77,18 @@ impl Components {
     }
 }
 
+/// A root whose size cap its latest trim could not meet under the cap's rule: every entry
+/// left had its `-a` or `-d` used within the grace (or was named by an unreadable `-a`).
+/// Set by `hygiene_task`, listed as a finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapUnmet {
+    pub max_bytes: u64,
+    pub kept_bytes: u64,
+    pub grace_secs: u64,
+    /// When (unix seconds).
+    pub at: f64,
+}
+
 /// Reload history for status.
 #[derive(Debug, Default, Clone)]
 pub struct ReloadHistory {
@@ -107,7 +121,7 @@ pub struct DaemonState {
     pub unsettled: Mutex<Vec<goguard_store::PendingIntent>>,
     /// Live events for WatchEvents subscribers; bounded, slow readers lose
     /// the oldest and are told how many.
-    pub events: tokio::sync::broadcast::Sender<goguard_proto::v1::Event>,
+    pub events: tokio::sync::broadcast::Sender<crate::events::DaemonEvent>,
     /// The roots and what the last scan found in them.
     pub caches: RwLock<crate::roots::CacheState>,
     /// Bumped after each discovery, so the watcher syncs its roots.
@@ -122,7 +136,7 @@ pub struct DaemonState {
     pub modules_bad: Mutex<std::collections::HashMap<String, u64>>,
     /// GOCACHE roots whose size cap the latest trim could not meet under the cap's rule
     /// (shown as `size_cap_unmet` findings, summed in `goguard_trim_cap_excess_bytes`).
-    pub caps_unmet: Mutex<std::collections::HashMap<PathBuf, crate::hygiene_task::CapUnmet>>,
+    pub caps_unmet: Mutex<std::collections::HashMap<PathBuf, CapUnmet>>,
     /// The binary policy denial diagnoses consult, replaced on reload.
     pub diagnoser: RwLock<Arc<crate::diagnosis::Diagnoser>>,
 }
@@ -131,23 +145,14 @@ impl DaemonState {
     pub fn config(&self) -> Arc<Config> {
         self.config.read().expect("config lock poisoned").clone()
     }
-}
 
-/// Set once SIGTERM or SIGINT arrived: long work (scans, repairs, walks) stops between
-/// entries, journals what it did, and returns.
-static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The stop flag itself, for code that polls it outside this crate (the watcher's walks).
-pub fn stop_flag() -> &'static std::sync::atomic::AtomicBool {
-    &STOPPING
-}
-
-/// Whether goguardd is stopping.
-pub fn stopping() -> bool {
-    STOPPING.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Marks goguardd as stopping (the signal task).
-pub fn request_stop() {
-    STOPPING.store(true, std::sync::atomic::Ordering::Relaxed);
+    /// The rows, each with its diagnosis against the policy and roots in force now.
+    pub async fn diagnosed(
+        &self,
+        rows: Vec<goguard_store::DenialRow>,
+    ) -> Result<Vec<DiagnosedDenial>, tokio::task::JoinError> {
+        let diagnoser = self.diagnoser.read().expect("diagnoser lock").clone();
+        let roots = RootsSnapshot::of(&self.caches.read().expect("caches lock"));
+        crate::diagnosis::with_diagnoses(diagnoser, roots, rows).await
+    }
 }

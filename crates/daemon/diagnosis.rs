@@ -1,5 +1,6 @@
 //! Diagnoses of stored denials for the API and the event stream: gathers the
-//! facts goguard-diagnose needs for one denial and asks it.
+//! facts goguard-diagnose needs for one denial and asks it. Returns domain values
+//! ([`DiagnosedDenial`]); `pb` makes messages of them.
 //!
 //! Facts per denial: the AVC (re-parsed from the row's `last_raw` with
 //! goguard-audit), the cache root holding the target, the label file_contexts
@@ -28,11 +29,10 @@ use goguard_diagnose::{
 use goguard_fs::FileKind;
 use goguard_policy::drift::Remedy;
 use goguard_policy::{CacheRoot, DriftKind, RootKind};
-use goguard_proto::v1 as pb;
 use goguard_store::DenialRow;
 
 use crate::config::Config;
-use crate::daemon_state::DaemonState;
+use crate::roots::CacheState;
 
 /// Where the kernel exposes the loaded policy.
 const LOADED_POLICY: &str = "/sys/fs/selinux/policy";
@@ -142,8 +142,7 @@ pub struct RootsSnapshot {
 }
 
 impl RootsSnapshot {
-    pub fn of(state: &DaemonState) -> RootsSnapshot {
-        let caches = state.caches.read().expect("caches lock");
+    pub fn of(caches: &CacheState) -> RootsSnapshot {
         RootsSnapshot {
             roots: caches.roots.iter().map(|r| r.root.clone()).collect(),
             file_contexts: caches.file_contexts.clone(),
@@ -159,17 +158,31 @@ impl RootsSnapshot {
     }
 }
 
-/// The rows as API denials, each with its diagnosis (computed on a blocking
-/// thread).
+/// A stored denial and its diagnosis.
+#[derive(Debug, Clone)]
+pub struct DiagnosedDenial {
+    pub row: DenialRow,
+    /// `None` when the row's AVC could not be read again, or diagnosing failed.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// goguard-diagnose's answer and the policy it consulted.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub report: goguard_diagnose::Diagnosis,
+    /// "loaded policy", "policy FILE", or why there is none.
+    pub policy_source: String,
+}
+
+/// The rows, each with its diagnosis (computed on a blocking thread).
 pub async fn with_diagnoses(
-    state: &Arc<DaemonState>,
+    diagnoser: Arc<Diagnoser>,
+    roots: RootsSnapshot,
     rows: Vec<DenialRow>,
-) -> Result<Vec<pb::Denial>, tokio::task::JoinError> {
+) -> Result<Vec<DiagnosedDenial>, tokio::task::JoinError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let diagnoser = state.diagnoser.read().expect("diagnoser lock").clone();
-    let roots = RootsSnapshot::of(state);
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         let diagnoses = diagnose_rows(&diagnoser, &roots, &rows);
@@ -178,12 +191,9 @@ pub async fn with_diagnoses(
             us = started.elapsed().as_micros() as u64,
             "denials diagnosed"
         );
-        rows.iter()
+        rows.into_iter()
             .zip(diagnoses)
-            .map(|(row, diagnosis)| pb::Denial {
-                diagnosis,
-                ..crate::service::denial_to_pb(row)
-            })
+            .map(|(row, diagnosis)| DiagnosedDenial { row, diagnosis })
             .collect()
     })
     .await
@@ -194,7 +204,7 @@ pub fn diagnose_rows(
     diagnoser: &Diagnoser,
     roots: &RootsSnapshot,
     rows: &[DenialRow],
-) -> Vec<Option<pb::Diagnosis>> {
+) -> Vec<Option<Diagnosis>> {
     // Opened lazily: only a target inside a root needs file_contexts.
     let mut contexts: Option<Option<goguard_fs::FileContexts>> = None;
     rows.iter()
@@ -226,12 +236,8 @@ pub fn diagnose_rows(
                 cache_root: root_facts.as_ref(),
                 ..DiagnosisInput::new(&avc)
             });
-            Some(pb::Diagnosis {
-                kind: d.kind.as_str().to_owned(),
-                summary: d.summary,
-                explanation: d.explanation,
-                fixes: d.fixes,
-                auto_fixable: d.auto_fix,
+            Some(Diagnosis {
+                report: d,
                 policy_source: diagnoser.source.clone(),
             })
         })

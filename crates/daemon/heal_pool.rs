@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use goguard_policy::guard::{GuardState, RecordOutcome};
+use goguard_policy::guard::RecordOutcome;
 use goguard_policy::{CacheRoot, DriftKind};
 
 use crate::daemon_state::DaemonState;
@@ -223,13 +223,7 @@ fn heal_run(
     out: &mut ChunkDone,
 ) {
     let started = state.started;
-    let mut allowed = |path: &std::path::Path, kind| {
-        let mut guard = state.loop_guard.lock().expect("guard lock");
-        matches!(
-            guard.check(&root.path.join(path), kind, started.elapsed()),
-            GuardState::Allowed
-        )
-    };
+    let mut allowed = crate::healing::loop_guard_allows(state, &root.path);
     let plans = rels
         .iter()
         .map(|rel| crate::repair::examine_path(root, dir, contexts, rel, &mut allowed))

@@ -116,7 +116,7 @@ fn scan_roots_side_by_side(
         let mut contexts = None;
         let mut done = Vec::new();
         loop {
-            if crate::daemon_state::stopping() {
+            if crate::stop::stopping() {
                 break;
             }
             let Some(&(i, root)) = roots.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -244,7 +244,7 @@ pub async fn rescan_roots(state: &Arc<DaemonState>, paths: Vec<PathBuf>) {
         let contexts = open_contexts(fc.as_deref());
         let mut scanned = Vec::new();
         for root in targets {
-            if crate::daemon_state::stopping() {
+            if crate::stop::stopping() {
                 break;
             }
             scanned.push(scan_root(&st, &root, contexts.as_ref(), auto));

@@ -3,8 +3,8 @@
 //! `VerifyModules` RPCs).
 //!
 //! The decisions and the file work are goguard-hygiene's; this module picks the roots, runs
-//! the work on blocking threads, records each run in the store and in metrics, and maps
-//! reports to the API. It never chooses a path outside the roots goguardd already guards:
+//! the work on blocking threads, records each run in the store and in metrics, and sums
+//! reports up in domain values (`pb` makes messages of them). It never chooses a path outside the roots goguardd already guards:
 //! requests name a root, and only a root that discovery or `[[root]]` produced is touched.
 
 use std::collections::HashMap;
@@ -15,12 +15,11 @@ use std::time::{Duration, SystemTime};
 use goguard_hygiene::modverify::{self, Finding, IncompleteReason, VerifyOptions};
 use goguard_hygiene::trim::{self, TrimPolicy, TrimReport};
 use goguard_policy::{CacheRoot, RootKind};
-use goguard_proto::v1 as pb;
 use goguard_store::{HygieneKind, HygieneRun};
 use tokio::sync::watch;
 
 use crate::api_error::OpError;
-use crate::daemon_state::DaemonState;
+use crate::daemon_state::{CapUnmet, DaemonState};
 use crate::roots;
 
 /// Who asked for a run.
@@ -48,39 +47,42 @@ impl Cause {
     }
 }
 
-/// A root whose size cap its latest trim could not meet under the cap's rule: every entry
-/// left had its `-a` or `-d` used within the grace (or was named by an unreadable `-a`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CapUnmet {
-    pub max_bytes: u64,
-    pub kept_bytes: u64,
-    pub grace_secs: u64,
-    /// When (unix seconds).
-    pub at: f64,
+/// One root's trim, summed up for the caller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrimOutcome {
+    pub root: String,
+    /// False when Go's daily rule said not yet and no size cap applies.
+    pub ran: bool,
+    pub reason: String,
+    pub entries_removed: u64,
+    pub bytes_freed: u64,
+    /// Bytes of the entries listed, and of those left (0 when not listed).
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Entries removed to meet the size cap (included in `entries_removed`).
+    pub evicted_for_size: u64,
+    pub errors: Vec<String>,
 }
 
-impl CapUnmet {
-    /// The finding `goguardctl findings` shows for the root (kind `size_cap_unmet`).
-    pub fn finding(&self, root: &Path) -> pb::Finding {
-        pb::Finding {
-            root: root.display().to_string(),
-            path: root.display().to_string(),
-            kind: SIZE_CAP_UNMET.to_owned(),
-            observed: format!(
-                "{} bytes kept, {} over the cap: every entry left was used within the last {} \
-                 (a build may still open it)",
-                self.kept_bytes,
-                self.kept_bytes.saturating_sub(self.max_bytes),
-                age(Duration::from_secs(self.grace_secs))
-            ),
-            expected: format!(
-                "at most {} bytes (raise the cap above the builds' working set)",
-                self.max_bytes
-            ),
-            severity: "warning".to_owned(),
-            heal: "off".to_owned(),
-        }
-    }
+/// A module (or leftover, or go.sum line) that is not intact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleProblem {
+    pub root: String,
+    pub module: String,
+    pub version: String,
+    /// corrupted, incomplete, missing, leftover or unknown.
+    pub status: String,
+    pub detail: String,
+}
+
+/// One root's verification, summed up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RootVerified {
+    pub root: String,
+    pub modules_verified: u64,
+    pub modules_bad: u64,
+    pub bytes_hashed: u64,
+    pub errors: Vec<String>,
 }
 
 /// The finding kind of a size cap the rule could not meet.
@@ -108,7 +110,7 @@ pub async fn trim_roots(
     dry_run: bool,
     force: bool,
     cause: Cause,
-) -> Vec<pb::TrimResult> {
+) -> Vec<TrimOutcome> {
     let config = state.config();
     let default_cap = config.hygiene.gocache_max_size.map(|s| s.0);
     let grace = config.hygiene.size_cap_grace_secs.duration();
@@ -126,12 +128,7 @@ pub async fn trim_roots(
         let opened = root.clone();
         let report = tokio::task::spawn_blocking(move || {
             let dir = crate::roots::open_root(&opened)?;
-            trim::execute_until(
-                dir,
-                &policy,
-                SystemTime::now(),
-                &crate::daemon_state::stopping,
-            )
+            trim::execute_until(dir, &policy, SystemTime::now(), &crate::stop::stopping)
         })
         .await;
         let result = match report {
@@ -141,13 +138,13 @@ pub async fn trim_roots(
             }
             Ok(Err(e)) => {
                 tracing::warn!(root = %root.path.display(), error = %e, "trim failed");
-                pb::TrimResult {
+                TrimOutcome {
                     root: root.path.display().to_string(),
                     errors: vec![e.to_string()],
                     ..Default::default()
                 }
             }
-            Err(e) => pb::TrimResult {
+            Err(e) => TrimOutcome {
                 root: root.path.display().to_string(),
                 errors: vec![format!("trim task failed: {e}")],
                 ..Default::default()
@@ -158,7 +155,7 @@ pub async fn trim_roots(
     out
 }
 
-fn trim_result(r: &TrimReport, grace: Duration) -> pb::TrimResult {
+fn trim_result(r: &TrimReport, grace: Duration) -> TrimOutcome {
     let ran = r.age_trim || r.cap.is_some();
     let reason = if r.age_trim {
         "Go's age rule (entries unused for 5 days)".to_owned()
@@ -194,7 +191,7 @@ fn trim_result(r: &TrimReport, grace: Duration) -> pb::TrimResult {
             age(grace)
         ));
     }
-    pb::TrimResult {
+    TrimOutcome {
         root: r.root.display().to_string(),
         ran,
         reason,
@@ -307,8 +304,8 @@ fn record_cap(state: &DaemonState, r: &TrimReport, grace: Duration) {
 
 /// Verification results: the modules that are not intact, and one summary per root.
 pub struct Verification {
-    pub problems: Vec<pb::ModuleVerdict>,
-    pub results: Vec<pb::VerifyModulesResult>,
+    pub problems: Vec<ModuleProblem>,
+    pub results: Vec<RootVerified>,
 }
 
 /// Verifies `roots` (GOMODCACHE roots), optionally against go.sum `gosum` text.
@@ -345,7 +342,7 @@ pub async fn verify_roots(
         let report = match report {
             Ok(r) => r,
             Err(e) => {
-                out.results.push(pb::VerifyModulesResult {
+                out.results.push(RootVerified {
                     root: root_s,
                     errors: vec![e.to_string()],
                     ..Default::default()
@@ -356,7 +353,7 @@ pub async fn verify_roots(
         let mut bad = 0u64;
         for m in report.problems() {
             bad += 1;
-            out.problems.push(pb::ModuleVerdict {
+            out.problems.push(ModuleProblem {
                 root: root_s.clone(),
                 module: m.module.clone(),
                 version: m.version.clone(),
@@ -370,7 +367,7 @@ pub async fn verify_roots(
             });
         }
         for l in report.leftovers.iter().filter(|l| l.stale) {
-            out.problems.push(pb::ModuleVerdict {
+            out.problems.push(ModuleProblem {
                 root: root_s.clone(),
                 module: l.path.clone(),
                 version: String::new(),
@@ -402,7 +399,7 @@ pub async fn verify_roots(
                     format!("go.sum line {}: not an h1: hash, not checked", c.line.line),
                 ),
             };
-            out.problems.push(pb::ModuleVerdict {
+            out.problems.push(ModuleProblem {
                 root: root_s.clone(),
                 module: c.line.module.clone(),
                 version: c.line.version.clone(),
@@ -416,7 +413,7 @@ pub async fn verify_roots(
             .map(|s| format!("{}: {}", s.path, s.error))
             .collect();
         let verified = report.modules.len() as u64;
-        out.results.push(pb::VerifyModulesResult {
+        out.results.push(RootVerified {
             root: root_s.clone(),
             modules_verified: verified,
             modules_bad: bad,
@@ -582,7 +579,7 @@ pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) {
 }
 
 /// A rough age: "3 h", "2 d".
-fn age(d: Duration) -> String {
+pub fn age(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..120 => format!("{s} s"),

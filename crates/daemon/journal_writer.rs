@@ -104,12 +104,21 @@ fn write_loop(
             take(m);
         }
         if !ids.is_empty() || !rows.is_empty() {
-            crate::ledger::settle_now(store, &ids, &rows);
+            settle_now(store, &ids, &rows);
         }
         for done in flushes {
             let _ = done.send(());
         }
         checkpoint();
+    }
+}
+
+/// Settles intents in the store; when that fails they stay pending and the next start
+/// settles them from the files.
+pub fn settle_now(store: &Mutex<Store>, ids: &[i64], rows: &[JournalEntry]) {
+    if let Err(e) = store.lock().expect("store lock").settle_intents(ids, rows) {
+        tracing::warn!(error = %e, intents = ids.len(),
+            "could not record the outcome of changes; the next start records them from the files");
     }
 }
 

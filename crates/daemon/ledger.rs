@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use goguard_policy::CacheRoot;
 use goguard_store::{JournalEntry, JournalIntent, PendingIntent, Store};
 
-use crate::journal_writer::JournalWriter;
+use crate::journal_writer::{JournalWriter, settle_now};
 use crate::repair::{Action, ChangeJournal};
 use crate::roots;
 
@@ -108,15 +108,6 @@ impl ChangeJournal for Ledger<'_> {
             Some(writer) => writer.settle(ids, rows),
             None => settle_now(self.store, &ids, &rows),
         }
-    }
-}
-
-/// Settles intents in the store; when that fails they stay pending and the next start
-/// settles them from the files.
-pub fn settle_now(store: &Mutex<Store>, ids: &[i64], rows: &[JournalEntry]) {
-    if let Err(e) = store.lock().expect("store lock").settle_intents(ids, rows) {
-        tracing::warn!(error = %e, intents = ids.len(),
-            "could not record the outcome of changes; the next start records them from the files");
     }
 }
 

@@ -8,12 +8,17 @@
 //!   `schedule`: periodic scans, discovery's inputs, retention and a reload's
 //!   rescan, in a task of their own so the supervisor never waits for them;
 //! - `socket`: the control socket (socket activation or a safe bind);
-//! - `authz`: peer credentials and roles; `connections`: the caps and
-//!   deadlines of control-socket connections;
-//! - `service`: the goguard.v1 gRPC service; `api_error`: the one place
+//! - `authz`: callers and roles; `connections`: the caps and
+//!   deadlines of control-socket connections, and the interceptor that
+//!   turns their peer credentials into callers;
+//! - `service`: the goguard.v1 gRPC service; `pb`: the one place domain
+//!   values become goguard.v1 messages; `api_error`: the one place
 //!   errors become gRPC codes; `paging`: reply budgets and
-//!   page tokens of its listings;
+//!   page tokens of its listings. Only `service`, `pb`, `run` and this file
+//!   name `goguard_proto`; the modules below return domain values;
 //! - `daemon_state`: what the tasks share (status, components, roots);
+//!   `events`: the live events the tasks announce (`DaemonEvent`);
+//!   `stop`: the stop flag long work polls;
 //! - `roots`: cache-root discovery and state; `repair`: scans and repairs of
 //!   one root through goguard-fs; `healing`: scans, self-healing and
 //!   requested repairs across roots, journaled; `watch_task`: inotify on
@@ -23,8 +28,16 @@
 //! - `ledger`: write-ahead journaling of every change (intents before,
 //!   outcomes after, intents of an unclean stop settled at the next start);
 //!   `journal_writer`: the thread that writes self-healing's outcomes;
+//!   `heal_pool`: the self-healing workers;
+//! - `hygiene_task`: trims and module-cache verifications; `diagnosis`: the
+//!   facts and verdict for each stored denial; `resolve`: targets found by
+//!   inode;
 //! - `metrics`: Prometheus registry and HTTP endpoint;
 //! - `notify`: sd_notify messages; `logging`: tracing setup.
+//!
+//! The `crate::` imports between these modules form no circle; the `layers`
+//! test (tests only) checks it, and that no module below the API layer names
+//! `goguard_proto`.
 //!
 //! Exit codes: 0 after a clean stop or a valid `--check-config`; 1 on a
 //! startup failure, an invalid configuration or a task that died.
@@ -37,15 +50,19 @@ mod config;
 mod connections;
 mod daemon_state;
 mod diagnosis;
+mod events;
 mod heal_pool;
 mod healing;
 mod hygiene_task;
 mod journal_writer;
+#[cfg(test)]
+mod layers;
 mod ledger;
 mod logging;
 mod metrics;
 mod notify;
 mod paging;
+mod pb;
 mod policy_follower;
 mod repair;
 mod resolve;
@@ -54,6 +71,7 @@ mod run;
 mod schedule;
 mod service;
 mod socket;
+mod stop;
 mod watch_task;
 
 use std::path::PathBuf;

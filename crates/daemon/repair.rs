@@ -163,7 +163,7 @@ pub fn scan(
     let mut findings = Vec::new();
     let mut label_buf = Vec::new();
     let mut visitor = FnVisitor(|entry: &goguard_fs::WalkEntry<'_>| {
-        if crate::daemon_state::stopping() {
+        if crate::stop::stopping() {
             report.stopped = true;
             return Control::Stop;
         }

@@ -21,9 +21,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::audit_task;
-use crate::authz::{Authenticate, Authorizer};
+use crate::authz::Authorizer;
 use crate::config::{self, Config, ConfigSource};
-use crate::connections;
+use crate::connections::{self, Authenticate};
 use crate::daemon_state::{
     AUDIT, CONTROL_SOCKET, ComponentState, Components, DaemonState, METRICS, ReloadHistory, STORE,
 };
@@ -198,7 +198,7 @@ pub async fn run(
     if let Err(e) = crate::healing::rescan_all(&state).await {
         tracing::warn!(error = %format!("{e:#}"), "the first scan failed");
     }
-    if crate::daemon_state::stopping() {
+    if crate::stop::stopping() {
         // Stopped during the first scan: what it changed is journaled (rescan_all journals
         // the partial walk); nothing else was started.
         tracing::info!("stopping during start-up");
@@ -429,7 +429,7 @@ fn stop_on_signal() -> anyhow::Result<watch::Receiver<bool>> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        crate::daemon_state::request_stop();
+        crate::stop::request_stop();
         let _ = tx.send(true);
     });
     Ok(rx)

@@ -86,7 +86,7 @@ async fn periodic_scan(state: &Arc<DaemonState>) {
     tracing::debug!("periodic scan started");
     let started = Instant::now();
     match healing::rescan_all(state).await {
-        Ok(_) if crate::daemon_state::stopping() => {
+        Ok(_) if crate::stop::stopping() => {
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "periodic scan stopped: goguardd is stopping"

@@ -2,8 +2,11 @@
 //! answers. Every handler runs through [`GoGuardService::observe`], which
 //! counts the call by method and status code and logs it in a span.
 //!
-//! Authorization: the interceptor in `authz` attaches a `Caller` to every
-//! request; handlers that need a role check it here, in one place per call.
+//! Messages are made from domain values in `pb`, nowhere else.
+//!
+//! Authorization: the interceptor `connections::Authenticate` attaches a
+//! `Caller` to every request; handlers that need a role check it here, in one
+//! place per call.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -17,14 +20,13 @@ use tracing::Instrument;
 
 use std::pin::Pin;
 
-use goguard_store::{
-    DenialFilter, DenialRow, JournalFilter, JournalRow, PageRequest, Status as DenialStatus,
-};
+use goguard_store::{DenialFilter, JournalFilter, PageRequest, Status as DenialStatus};
 use tokio_stream::Stream;
 
 use crate::api_error::OpError;
 use crate::authz::{self, Role};
-use crate::daemon_state::{ComponentState, DaemonState};
+use crate::daemon_state::DaemonState;
+use crate::pb::{action_to_pb, finding_to_pb};
 use crate::{paging, roots};
 use prost::Message as _;
 use std::os::unix::ffi::OsStrExt;
@@ -148,11 +150,16 @@ impl GoGuard for GoGuardService {
             .await
             .map_err(OpError::task("the store task"))?
             .map_err(OpError::Store)?;
-            let denials = crate::diagnosis::with_diagnoses(&self.state, result.items)
+            let denials = self
+                .state
+                .diagnosed(result.items)
                 .await
                 .map_err(OpError::task("the diagnosis task"))?;
             Ok(Response::new(pb::ListDenialsResponse {
-                denials,
+                denials: denials
+                    .iter()
+                    .map(crate::pb::diagnosed_denial_to_pb)
+                    .collect(),
                 next_page_token: result.next_page_token.unwrap_or_default(),
             }))
         })
@@ -202,25 +209,7 @@ impl GoGuard for GoGuardService {
             let mut budget = paging::Budget::default();
             let roots: Vec<pb::CacheRoot> = page
                 .iter()
-                .map(|r| pb::CacheRoot {
-                    path: r.root.path.display().to_string(),
-                    kind: r.root.kind.as_str().to_owned(),
-                    origin: roots::origin(&r.root),
-                    has_owner: r.root.expected.owner.is_some(),
-                    owner_uid: r.root.expected.owner.unwrap_or(0),
-                    exists: r.exists,
-                    entries: r.entries,
-                    findings: r.findings.len() as u64 + u64::from(unmet.contains(&r.root.path)),
-                    last_scan_unix: r.last_scan,
-                    declared_label_type: r
-                        .root
-                        .expected
-                        .label
-                        .as_ref()
-                        .map(|l| l.type_.clone())
-                        .unwrap_or_default(),
-                    file_contexts_type: r.file_contexts_type.clone().unwrap_or_default(),
-                })
+                .map(|r| crate::pb::root_to_pb(r, unmet.contains(&r.root.path)))
                 .take_while(|x| budget.take(x.encoded_len()))
                 .collect();
             let next_page_token = match page.get(roots.len().saturating_sub(1)) {
@@ -292,7 +281,7 @@ impl GoGuard for GoGuardService {
                 let unmet = self.state.caps_unmet.lock().expect("caps_unmet lock");
                 unmet
                     .iter()
-                    .map(|(root, u)| (root.clone(), u.finding(root)))
+                    .map(|(root, u)| (root.clone(), crate::pb::cap_unmet_to_pb(root, u)))
                     .collect()
             };
             // Every visible finding after the token, by (root, path, kind).
@@ -430,7 +419,7 @@ impl GoGuard for GoGuardService {
             let mut budget = paging::Budget::default();
             let records: Vec<pb::JournalRecord> = rows
                 .iter()
-                .map(journal_to_pb)
+                .map(crate::pb::journal_to_pb)
                 .take_while(|x| budget.take(x.encoded_len()))
                 .collect();
             let left = remaining - records.len();
@@ -540,7 +529,7 @@ impl GoGuard for GoGuardService {
             )
             .await;
             Ok(Response::new(pb::TrimResponse {
-                results,
+                results: results.iter().map(crate::pb::trim_to_pb).collect(),
                 dry_run: r.dry_run,
             }))
         })
@@ -565,8 +554,16 @@ impl GoGuard for GoGuardService {
             )
             .await?;
             Ok(Response::new(pb::VerifyModulesResponse {
-                problems: v.problems,
-                results: v.results,
+                problems: v
+                    .problems
+                    .iter()
+                    .map(crate::pb::module_problem_to_pb)
+                    .collect(),
+                results: v
+                    .results
+                    .iter()
+                    .map(crate::pb::root_verified_to_pb)
+                    .collect(),
             }))
         })
         .await
@@ -602,7 +599,7 @@ impl GoGuard for GoGuardService {
                 loop {
                     match rx.recv().await {
                         Ok(event) => {
-                            if tx.send(Ok(event)).await.is_err() {
+                            if tx.send(Ok(crate::pb::event_to_pb(&event))).await.is_err() {
                                 return;
                             }
                         }
@@ -639,17 +636,7 @@ fn status_response(state: &DaemonState, caller: authz::Caller) -> pb::GetStatusR
         .components
         .snapshot()
         .into_iter()
-        .map(|(name, status)| pb::Component {
-            name: name.to_owned(),
-            state: match status.state {
-                ComponentState::Starting => pb::ComponentState::Starting,
-                ComponentState::Running => pb::ComponentState::Running,
-                ComponentState::Disabled => pb::ComponentState::Disabled,
-                ComponentState::Failed => pb::ComponentState::Failed,
-                ComponentState::Degraded => pb::ComponentState::Degraded,
-            } as i32,
-            detail: status.detail,
-        })
+        .map(|(name, status)| crate::pb::component_to_pb(name, status))
         .collect();
     let reload = state.reload.lock().expect("reload lock poisoned").clone();
     let source = state.source.read().expect("source lock poisoned").clone();
@@ -663,22 +650,11 @@ fn status_response(state: &DaemonState, caller: authz::Caller) -> pb::GetStatusR
         version: env!("CARGO_PKG_VERSION").to_owned(),
         pid: std::process::id(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
-        mode: match state.mode {
-            goguard_layout::Mode::System => pb::Mode::System,
-            goguard_layout::Mode::User => pb::Mode::User,
-        } as i32,
+        mode: crate::pb::mode_to_pb(state.mode) as i32,
         config_path: source.path.display().to_string(),
         config_loaded: source.loaded,
         components,
-        caller: Some(pb::Caller {
-            uid: caller.uid,
-            gid: caller.gid,
-            pid: caller.pid.unwrap_or(0),
-            role: match caller.role {
-                Role::Admin => pb::Role::Admin,
-                Role::User => pb::Role::User,
-            } as i32,
-        }),
+        caller: Some(crate::pb::caller_to_pb(&caller)),
         socket_path: state.socket_path.display().to_string(),
         state_dir: state.state_dir.display().to_string(),
         metrics_address: state
@@ -852,72 +828,6 @@ fn journal_filter(r: &pb::ListJournalRequest) -> Result<JournalFilter, Status> {
     })
 }
 
-fn journal_to_pb(row: &JournalRow) -> pb::JournalRecord {
-    let e = &row.entry;
-    pb::JournalRecord {
-        id: row.id,
-        at_unix: e.at,
-        path: e.path.clone(),
-        root: e.root.clone(),
-        operation: e.kind.clone(),
-        before: e.before.clone(),
-        after: e.after.clone(),
-        cause: e.cause.clone(),
-        requester_uid: e.requester_uid,
-        dry_run: e.dry_run,
-    }
-}
-
-pub fn denial_to_pb(row: &DenialRow) -> pb::Denial {
-    pb::Denial {
-        id: row.id,
-        scontext: row.key.scontext.clone(),
-        tcontext: row.key.tcontext.clone(),
-        tclass: row.key.tclass.clone(),
-        permissions: row
-            .key
-            .permissions
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-        target: row.key.target.clone(),
-        comm: row.key.comm.clone(),
-        exe: row.exe.clone().unwrap_or_default(),
-        count: row.count,
-        first_seen_unix: row.first_seen,
-        last_seen_unix: row.last_seen,
-        status: match row.status {
-            DenialStatus::New => pb::DenialStatus::New,
-            DenialStatus::Fixed => pb::DenialStatus::Fixed,
-            DenialStatus::Acknowledged => pb::DenialStatus::Acknowledged,
-            DenialStatus::Ignored => pb::DenialStatus::Ignored,
-        } as i32,
-        go_related: row.go_related,
-        last_event_id: row.last_event_id.clone(),
-        last_raw: row.last_raw.clone(),
-        fixed_by_repair: row.fixed_by_repair.unwrap_or(0),
-        // Attached by `diagnosis::with_diagnoses` where it is wanted.
-        diagnosis: None,
-    }
-}
-
-pub fn finding_to_pb(root: &goguard_policy::CacheRoot, f: &goguard_policy::Finding) -> pb::Finding {
-    let heal = match root.heal.action(f.kind) {
-        goguard_policy::HealAction::Auto => "auto",
-        goguard_policy::HealAction::Alert => "alert",
-        goguard_policy::HealAction::Off => "off",
-    };
-    pb::Finding {
-        root: root.path.display().to_string(),
-        path: root.path.join(&f.rel_path).display().to_string(),
-        kind: f.kind.as_str().to_owned(),
-        observed: f.observed.clone(),
-        expected: f.expected.clone(),
-        severity: format!("{:?}", f.severity).to_lowercase(),
-        heal: heal.to_owned(),
-    }
-}
-
 fn parse_kind(k: &str) -> Result<goguard_policy::DriftKind, Status> {
     goguard_policy::DriftKind::ALL
         .iter()
@@ -933,18 +843,6 @@ fn parse_kind(k: &str) -> Result<goguard_policy::DriftKind, Status> {
                 names.join(", ")
             ))
         })
-}
-
-pub fn action_to_pb(a: &crate::repair::Action) -> pb::RepairAction {
-    pb::RepairAction {
-        path: a.path.display().to_string(),
-        operation: a.operation.clone(),
-        before: a.before.clone(),
-        after: a.after.clone(),
-        applied: a.applied,
-        error: a.error.clone().unwrap_or_default(),
-        fixes: a.fixes.clone(),
-    }
 }
 
 #[cfg(test)]

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use goguard_policy::CacheRoot;
-use goguard_proto::v1 as pb;
 use goguard_watch::{Notice, WatchConfig, Watcher};
 use tokio::sync::watch;
 
 use crate::daemon_state::{ComponentState, DaemonState, WATCHER};
+use crate::events::{DaemonEvent, Happened};
 use crate::heal_pool::{ChunkDone, HealItem, HealPool, LabelSource};
 use crate::roots;
 
@@ -86,7 +86,7 @@ impl Pending {
 pub async fn run(state: Arc<DaemonState>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut watcher = Watcher::new(WatchConfig {
         max_watches: state.config().scan.max_watches.0 as usize,
-        interrupt: Some(crate::daemon_state::stop_flag()),
+        interrupt: Some(crate::stop::stop_flag()),
         ..WatchConfig::default()
     })?;
     let backstop_every = Duration::from_secs(state.config().scan.limited_rescan_secs.0);
@@ -351,7 +351,7 @@ fn sync_roots(state: &DaemonState, watcher: &mut Watcher, watched: &mut Watched)
             watched.by_id.insert(*id, root);
             continue;
         }
-        if crate::daemon_state::stopping() {
+        if crate::stop::stopping() {
             break;
         }
         // A limit hit queues a `WatchLimit` notice: `note` records it.
@@ -443,11 +443,13 @@ fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
             .iter()
             .filter(|f| !fixed.contains(&f.kind.as_str()))
         {
-            let _ = state.events.send(pb::Event {
+            let _ = state.events.send(DaemonEvent {
                 at_unix: now,
-                payload: Some(pb::event::Payload::Finding(crate::service::finding_to_pb(
-                    root, f,
-                ))),
+                what: Happened::Drift {
+                    root: root.path.clone(),
+                    finding: f.clone(),
+                    heal: root.heal.action(f.kind),
+                },
             });
         }
         for a in healed.actions.iter().filter(|a| a.applied) {
@@ -465,13 +467,13 @@ fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
                 after = a.after,
                 "self-healed"
             );
-            let _ = state.events.send(pb::Event {
+            let _ = state.events.send(DaemonEvent {
                 at_unix: now,
-                payload: Some(pb::event::Payload::Repair(pb::RepairDone {
-                    root: root.path.display().to_string(),
-                    action: Some(crate::service::action_to_pb(a)),
-                    cause: "self-heal".into(),
-                })),
+                what: Happened::Repair {
+                    root: root.path.clone(),
+                    action: a.clone(),
+                    cause: "self-heal",
+                },
             });
         }
     }
@@ -497,14 +499,14 @@ fn announce(state: &DaemonState, done: ChunkDone, since: Instant) {
                 tracing::warn!(error = %e, "could not store the quarantine; a restart would end it early");
             }
         });
-        let _ = state.events.send(pb::Event {
+        let _ = state.events.send(DaemonEvent {
             at_unix: now,
-            payload: Some(pb::event::Payload::Quarantined(pb::Quarantined {
-                root: q.root.display().to_string(),
-                path: q.path.display().to_string(),
-                kind: q.kind.as_str().to_owned(),
+            what: Happened::Quarantined {
+                root: q.root,
+                path: q.path,
+                kind: q.kind,
                 until_unix,
-            })),
+            },
         });
     }
 }
