@@ -3,7 +3,10 @@
 //! the payload through `rpm2archive`), the Debian package
 //! (`packaging/debian/build-deb.sh`, then `dpkg-deb -I`, `-x`, `-e`), the
 //! SELinux module (`packaging/selinux/build.sh` against the reference
-//! policy's devel Makefile, then linked into Debian's whole policy), the
+//! policy's devel Makefile, then linked into Debian's whole policy; and
+//! expanded into RHEL's targeted policy built from Fedora's source by
+//! `tests/selinux-rhel/build.sh`, whose file_contexts goguard must read as
+//! `matchpathcon` does), the
 //! Ansible role (`ansible-playbook
 //! --syntax-check`, `ansible-lint`, and its template rendered with the
 //! role's defaults and accepted by `goguardd --check-config`), the
@@ -955,53 +958,118 @@ fn rhel_policy() -> PathBuf {
     dir
 }
 
-/// Whether a policy.conf declares `ty` (`type ty;` or `type ty, attrs;`,
-/// at top level or in an optional block, not inside a `require`).
-fn declares(conf: &str, ty: &str) -> bool {
-    let mut in_require = false;
-    conf.lines().any(|l| {
-        let l = l.trim();
-        if l.starts_with("require {") {
-            in_require = true;
-        } else if in_require && l.starts_with('}') {
-            in_require = false;
-        }
-        !in_require
-            && l.strip_prefix("type ")
-                .is_some_and(|rest| rest.split([',', ';', ' ']).next() == Some(ty))
-    })
+/// The permissions `sesearch -A -s goguard_t -t TYPE -c CLASS` finds in a
+/// binary policy on rules naming goguard_t itself.
+fn goguard_perms(sesearch: &Path, policy: &Path, ty: &str, class: &str) -> BTreeSet<String> {
+    let out = run(Command::new(sesearch)
+        .args(["-A", "-s", "goguard_t", "-t", ty, "-c", class])
+        .arg(policy));
+    let head = format!("allow goguard_t {ty}:{class} ");
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&head))
+        .flat_map(|rest| {
+            rest.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim_matches(|c: char| c == '{' || c == '}' || c.is_whitespace())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[test]
-fn selinux_module_expands_into_rhel_targeted_policy() {
+fn selinux_module_compiles_into_rhel_targeted_policy() {
     // Fedora's own policy tree (RHEL's targeted policy derives from it), its
-    // Makefile and m4: every interface goguard.te calls exists there (one
-    // it lacks is left unexpanded, and build.sh fails on that).
+    // Makefile, m4 and checkpolicy: every interface goguard.te calls exists
+    // there (one it lacks is left unexpanded, and build.sh fails on that),
+    // the whole policy compiles with it, and the binary policy grants
+    // goguard_t what goguard.te says on RHEL's types.
+    let sesearch = require_tool("sesearch", "setools");
+    let seinfo = require_tool("seinfo", "setools");
     let dir = rhel_policy();
-    let conf = std::fs::read_to_string(dir.join("policy.conf")).unwrap();
-    for ty in SELINUX_TYPES {
+    let policy = dir.join("policy.33");
+    assert!(
+        policy.is_file(),
+        "build.sh left no policy.33 in {}",
+        dir.display()
+    );
+    let info = run(Command::new(&seinfo).arg(&policy).arg("-t"));
+    let info = stdout(&info);
+    let types: BTreeSet<&str> = info.lines().map(str::trim).collect();
+    for ty in SELINUX_TYPES
+        .iter()
+        .chain(&["cache_home_t", "user_home_t", "container_file_t"])
+    {
+        assert!(types.contains(ty), "{ty} is not in RHEL's compiled policy");
+    }
+    // RHEL names the XDG cache type cache_home_t: refpolicy's xdg_cache_t
+    // does not exist there, so goguard's optional block for it is off and
+    // the one for cache_home_t grants the build cache's rules.
+    assert!(!types.contains("xdg_cache_t"));
+    let want =
+        |perms: &str| -> BTreeSet<String> { perms.split_whitespace().map(str::to_owned).collect() };
+    // goguard.te, "Go's build cache": walk, watch, relabel and repair, and
+    // the trim's unlink and trim.txt rewrite (list_dir_perms expanded).
+    let cache_dir = goguard_perms(&sesearch, &policy, "cache_home_t", "dir");
+    let cache_file = goguard_perms(&sesearch, &policy, "cache_home_t", "file");
+    let cache_lnk = goguard_perms(&sesearch, &policy, "cache_home_t", "lnk_file");
+    for (got, perms) in [
+        (
+            &cache_dir,
+            "getattr search open read lock ioctl setattr relabelfrom relabelto add_name remove_name write watch",
+        ),
+        (
+            &cache_file,
+            "getattr read open setattr relabelfrom relabelto create write lock unlink",
+        ),
+        (&cache_lnk, "getattr read setattr relabelfrom relabelto"),
+        (
+            &goguard_perms(&sesearch, &policy, "user_home_t", "dir"),
+            "getattr search open read setattr relabelfrom relabelto watch",
+        ),
+        (
+            &goguard_perms(&sesearch, &policy, "user_home_t", "file"),
+            "getattr read open setattr relabelfrom relabelto",
+        ),
+        (
+            &goguard_perms(&sesearch, &policy, "container_file_t", "file"),
+            "getattr read open setattr relabelfrom relabelto",
+        ),
+    ] {
+        let missing: Vec<_> = want(perms).difference(got).cloned().collect();
         assert!(
-            declares(&conf, ty),
-            "RHEL's policy.conf does not declare {ty}"
+            missing.is_empty(),
+            "goguard_t lacks {missing:?} (has {got:?})"
         );
     }
-    assert!(conf.contains("bool goguard_manage_shared_caches false;"));
-    // RHEL names the XDG cache type cache_home_t; refpolicy's xdg_cache_t
-    // does not exist there, so goguard's block for it is the one that stays
-    // off and the cache_home_t block grants the build cache's rules.
-    assert!(declares(&conf, "cache_home_t"));
-    assert!(!declares(&conf, "xdg_cache_t"));
-    for class in ["dir", "file", "lnk_file"] {
-        let head = format!("allow goguard_t cache_home_t:{class} {{");
-        let line = conf
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(&head))
-            .unwrap_or_else(|| panic!("RHEL's policy.conf has no `{head} ...`"));
-        for perm in ["setattr", "relabelfrom", "relabelto"] {
-            assert!(line.contains(perm), "{line}: no {perm}");
-        }
-    }
+    // Repairs never create or delete module cache entries.
+    let home_file = goguard_perms(&sesearch, &policy, "user_home_t", "file");
+    assert!(
+        !home_file.contains("unlink") && !home_file.contains("create"),
+        "{home_file:?}"
+    );
+    // The shared-cache boolean is there, off.
+    let bools =
+        run(Command::new(&seinfo)
+            .arg(&policy)
+            .args(["-x", "-b", "goguard_manage_shared_caches"]));
+    assert!(
+        stdout(&bools).contains("bool goguard_manage_shared_caches false;"),
+        "{}",
+        stdout(&bools)
+    );
+    // The same compile with the neverallow assertions (build.sh keeps its
+    // log; RHEL installs without them): none broken by goguard_t.
+    let asserts = std::fs::read_to_string(dir.join("checkpolicy-neverallow.log")).unwrap();
+    let ours: Vec<_> = asserts.lines().filter(|l| l.contains("goguard")).collect();
+    assert!(
+        ours.is_empty(),
+        "goguard_t breaks neverallow rules:\n{}",
+        ours.join("\n")
+    );
 }
 
 #[test]
