@@ -13,7 +13,11 @@
 #          audit2allow, the Go toolchain, curl, systemd-analyze; for the
 #          packaging tests rpmbuild and rpm2archive (rpm), the SELinux devel
 #          Makefile (selinux-policy-dev), python3-venv for the Ansible venv
-#          (goguard_install_test_venv below), strip (binutils).
+#          (goguard_install_test_venv below), strip (binutils); for
+#          tests/selinux-rhel/build.sh (RHEL's targeted policy from Fedora's
+#          source) make, m4, python3, xz and checkpolicy, sesearch and seinfo
+#          (setools) to read the binary policy, and matchpathcon
+#          (selinux-utils) to read its file_contexts.
 set -euo pipefail
 
 goguard_as_root() {
@@ -30,7 +34,7 @@ goguard_install_packages() { # $1 = build | test
     if [ "$want" = test ]; then
       pkgs+=(prometheus auditd policycoreutils selinux-utils policycoreutils-python-utils
              python3-sepolgen python3-selinux checkpolicy acl attr golang-go curl systemd util-linux passwd
-             rpm selinux-policy-dev semodule-utils python3-venv binutils)
+             rpm selinux-policy-dev semodule-utils python3-venv binutils m4 python3 xz-utils setools)
     fi
     local missing=()
     for p in "${pkgs[@]}"; do
@@ -47,7 +51,7 @@ goguard_install_packages() { # $1 = build | test
     if [ "$want" = test ]; then
       pkgs+=(golang-github-prometheus audit policycoreutils policycoreutils-python-utils
              checkpolicy acl attr golang curl systemd util-linux shadow-utils
-             rpm-build selinux-policy-devel python3 binutils)
+             rpm-build selinux-policy-devel python3 binutils m4 xz libselinux-utils setools-console)
     fi
     goguard_as_root dnf install -y -q "${pkgs[@]}"
   else

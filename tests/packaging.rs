@@ -3,7 +3,10 @@
 //! the payload through `rpm2archive`), the Debian package
 //! (`packaging/debian/build-deb.sh`, then `dpkg-deb -I`, `-x`, `-e`), the
 //! SELinux module (`packaging/selinux/build.sh` against the reference
-//! policy's devel Makefile, then linked into Debian's whole policy), the
+//! policy's devel Makefile, then linked into Debian's whole policy; and
+//! expanded into RHEL's targeted policy built from Fedora's source by
+//! `tests/selinux-rhel/build.sh`, whose file_contexts goguard must read as
+//! `matchpathcon` does), the
 //! Ansible role (`ansible-playbook
 //! --syntax-check`, `ansible-lint`, and its template rendered with the
 //! role's defaults and accepted by `goguardd --check-config`), the
@@ -922,5 +925,225 @@ fn dashboard_and_rules_use_only_metrics_goguardd_exports() {
         missing.is_empty(),
         "the dashboard or rules use metrics goguardd does not export: {missing:?}\n{}",
         daemon.log_text()
+    );
+}
+
+/// Where tests/selinux-rhel/build.sh keeps its builds of RHEL's targeted
+/// policy (one directory per hash of its inputs); `GOGUARD_RHEL_POLICY_CACHE`
+/// overrides it.
+const DEFAULT_RHEL_POLICY_CACHE: &str = "/var/tmp/goguard-rhel-policy";
+
+/// Builds (or finds already built) RHEL's targeted policy from Fedora's
+/// vendored source with goguard's module in it; returns the directory with
+/// policy.conf, file_contexts and file_contexts.homedirs.
+fn rhel_policy() -> PathBuf {
+    for (tool, package) in [
+        ("m4", "m4"),
+        ("make", "make"),
+        ("checkpolicy", "checkpolicy"),
+    ] {
+        require_tool(tool, package);
+    }
+    let cache = std::env::var_os("GOGUARD_RHEL_POLICY_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RHEL_POLICY_CACHE));
+    let out = run(Command::new(repo().join("tests/selinux-rhel/build.sh")).arg(&cache));
+    let dir = PathBuf::from(stdout(&out).lines().last().unwrap_or_default().trim());
+    assert!(
+        dir.join("policy.conf").is_file() && dir.starts_with(&cache),
+        "tests/selinux-rhel/build.sh printed no policy directory:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    dir
+}
+
+/// The permissions `sesearch -A -s goguard_t -t TYPE -c CLASS` finds in a
+/// binary policy on rules naming goguard_t itself.
+fn goguard_perms(sesearch: &Path, policy: &Path, ty: &str, class: &str) -> BTreeSet<String> {
+    let out = run(Command::new(sesearch)
+        .args(["-A", "-s", "goguard_t", "-t", ty, "-c", class])
+        .arg(policy));
+    let head = format!("allow goguard_t {ty}:{class} ");
+    stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix(&head))
+        .flat_map(|rest| {
+            rest.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim_matches(|c: char| c == '{' || c == '}' || c.is_whitespace())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn selinux_module_compiles_into_rhel_targeted_policy() {
+    // Fedora's own policy tree (RHEL's targeted policy derives from it), its
+    // Makefile, m4 and checkpolicy: every interface goguard.te calls exists
+    // there (one it lacks is left unexpanded, and build.sh fails on that),
+    // the whole policy compiles with it, and the binary policy grants
+    // goguard_t what goguard.te says on RHEL's types.
+    let sesearch = require_tool("sesearch", "setools");
+    let seinfo = require_tool("seinfo", "setools");
+    let dir = rhel_policy();
+    let policy = dir.join("policy.33");
+    assert!(
+        policy.is_file(),
+        "build.sh left no policy.33 in {}",
+        dir.display()
+    );
+    let info = run(Command::new(&seinfo).arg(&policy).arg("-t"));
+    let info = stdout(&info);
+    let types: BTreeSet<&str> = info.lines().map(str::trim).collect();
+    for ty in SELINUX_TYPES
+        .iter()
+        .chain(&["cache_home_t", "user_home_t", "container_file_t"])
+    {
+        assert!(types.contains(ty), "{ty} is not in RHEL's compiled policy");
+    }
+    // RHEL names the XDG cache type cache_home_t: refpolicy's xdg_cache_t
+    // does not exist there, so goguard's optional block for it is off and
+    // the one for cache_home_t grants the build cache's rules.
+    assert!(!types.contains("xdg_cache_t"));
+    let want =
+        |perms: &str| -> BTreeSet<String> { perms.split_whitespace().map(str::to_owned).collect() };
+    // goguard.te, "Go's build cache": walk, watch, relabel and repair, and
+    // the trim's unlink and trim.txt rewrite (list_dir_perms expanded).
+    let cache_dir = goguard_perms(&sesearch, &policy, "cache_home_t", "dir");
+    let cache_file = goguard_perms(&sesearch, &policy, "cache_home_t", "file");
+    let cache_lnk = goguard_perms(&sesearch, &policy, "cache_home_t", "lnk_file");
+    for (got, perms) in [
+        (
+            &cache_dir,
+            "getattr search open read lock ioctl setattr relabelfrom relabelto add_name remove_name write watch",
+        ),
+        (
+            &cache_file,
+            "getattr read open setattr relabelfrom relabelto create write lock unlink",
+        ),
+        (&cache_lnk, "getattr read setattr relabelfrom relabelto"),
+        (
+            &goguard_perms(&sesearch, &policy, "user_home_t", "dir"),
+            "getattr search open read setattr relabelfrom relabelto watch",
+        ),
+        (
+            &goguard_perms(&sesearch, &policy, "user_home_t", "file"),
+            "getattr read open setattr relabelfrom relabelto",
+        ),
+        (
+            &goguard_perms(&sesearch, &policy, "container_file_t", "file"),
+            "getattr read open setattr relabelfrom relabelto",
+        ),
+    ] {
+        let missing: Vec<_> = want(perms).difference(got).cloned().collect();
+        assert!(
+            missing.is_empty(),
+            "goguard_t lacks {missing:?} (has {got:?})"
+        );
+    }
+    // Repairs never create or delete module cache entries.
+    let home_file = goguard_perms(&sesearch, &policy, "user_home_t", "file");
+    assert!(
+        !home_file.contains("unlink") && !home_file.contains("create"),
+        "{home_file:?}"
+    );
+    // The shared-cache boolean is there, off.
+    let bools =
+        run(Command::new(&seinfo)
+            .arg(&policy)
+            .args(["-x", "-b", "goguard_manage_shared_caches"]));
+    assert!(
+        stdout(&bools).contains("bool goguard_manage_shared_caches false;"),
+        "{}",
+        stdout(&bools)
+    );
+    // The same compile with the neverallow assertions (build.sh keeps its
+    // log; RHEL installs without them): none broken by goguard_t.
+    let asserts = std::fs::read_to_string(dir.join("checkpolicy-neverallow.log")).unwrap();
+    // It got as far as the assertions (a parse error would stop before them
+    // and prove nothing).
+    assert!(
+        asserts.is_empty() || asserts.contains("neverallow failures occurred"),
+        "checkpolicy stopped before the neverallow checks:\n{asserts}"
+    );
+    let ours: Vec<_> = asserts
+        .lines()
+        .filter(|l| {
+            l.split("violated by")
+                .nth(1)
+                .is_some_and(|rule| rule.contains("goguard_"))
+        })
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "goguard_t breaks neverallow rules:\n{}",
+        ours.join("\n")
+    );
+}
+
+#[test]
+fn label_judgement_agrees_with_rhel_file_contexts() {
+    // goguard's expected labels (goguard_fs::FileContexts, opened as the
+    // daemon opens the policy's file_contexts: with .homedirs) against
+    // matchpathcon on the same files, for a user's GOCACHE and GOMODCACHE:
+    // the expected values come from the tool, not from this test.
+    let matchpathcon = require_tool("matchpathcon", "selinux-utils");
+    let dir = rhel_policy();
+    let fc = dir.join("file_contexts");
+    assert!(dir.join("file_contexts.homedirs").is_file());
+    let ours =
+        goguard_fs::FileContexts::open_full(&fc).expect("goguard reads RHEL's file_contexts");
+    let cases: &[(&str, &str, u32)] = &[
+        ("/home/u/.cache", "dir", libc::S_IFDIR),
+        ("/home/u/.cache/go-build", "dir", libc::S_IFDIR),
+        ("/home/u/.cache/go-build/3f", "dir", libc::S_IFDIR),
+        ("/home/u/.cache/go-build/3f/3f9a0c-d", "file", libc::S_IFREG),
+        ("/home/u/.cache/go-build/trim.txt", "file", libc::S_IFREG),
+        ("/home/u/go", "dir", libc::S_IFDIR),
+        ("/home/u/go/pkg/mod", "dir", libc::S_IFDIR),
+        ("/home/u/go/pkg/mod/cache/download", "dir", libc::S_IFDIR),
+        (
+            "/home/u/go/pkg/mod/golang.org/x/mod@v0.20.0/go.mod",
+            "file",
+            libc::S_IFREG,
+        ),
+        ("/home/u", "dir", libc::S_IFDIR),
+    ];
+    let mut types = BTreeSet::new();
+    for (path, kind, mode) in cases {
+        let out = run(Command::new(&matchpathcon)
+            .arg("-f")
+            .arg(&fc)
+            .args(["-m", kind, path]));
+        let text = stdout(&out);
+        let want = text
+            .split_whitespace()
+            .last()
+            .unwrap_or_else(|| panic!("matchpathcon said nothing for {path}"));
+        let got = ours.lookup(Path::new(path), *mode);
+        assert_eq!(
+            got.as_deref(),
+            Some(want),
+            "{path}: goguard expects {got:?}, RHEL's file_contexts say {want}"
+        );
+        types.insert(format!(
+            "{path} {}",
+            goguard_fs::label::parse_context(want).unwrap().type_
+        ));
+    }
+    // What RHEL's policy says, as matchpathcon read it: the build cache is
+    // cache_home_t (not refpolicy's xdg_cache_t), the module cache user_home_t.
+    let types: Vec<_> = types.into_iter().collect();
+    assert!(
+        types.contains(&"/home/u/.cache/go-build/3f/3f9a0c-d cache_home_t".to_string()),
+        "{types:#?}"
+    );
+    assert!(
+        types.contains(&"/home/u/go/pkg/mod/cache/download user_home_t".to_string()),
+        "{types:#?}"
     );
 }

@@ -831,14 +831,16 @@ pub fn cause(avc: &Avc) -> String {
         t if t.ends_with("tmp_t") => {
             Some("files moved from /tmp keep tmp labels; a relabel (restorecon) fixes them")
         }
-        "cache_home_t" | "user_home_t" | "home_root_t" | "user_home_dir_t"
+        // The XDG cache type is cache_home_t on Fedora/RHEL, xdg_cache_t in
+        // refpolicy (Debian): the same home cache.
+        "cache_home_t" | "xdg_cache_t" | "user_home_t" | "home_root_t" | "user_home_dir_t"
             if source == "container_t" =>
         {
             Some(
                 "a container build uses a home cache: mount it with :Z, or give the build its own cache",
             )
         }
-        "cache_home_t" | "user_home_t" if source != "unconfined_t" => Some(
+        "cache_home_t" | "xdg_cache_t" | "user_home_t" if source != "unconfined_t" => Some(
             "a confined service writes to a home cache: point its GOCACHE elsewhere, or declare the cache a root with a label it may write",
         ),
         _ => None,
@@ -1150,5 +1152,25 @@ mod tests {
         log.extend_from_slice(b"\ntype=AVC msg=audit(1700000100.000:90): avc:  denied  { exec } for  pid=3 comm=\"go\" path=\"/home/b/.cache/go-build/aa\" scontext=a:b:c_t:s0 tcontext=a:b:d_t:s0 tclass=file");
         assert_same("awkward", &log);
         assert_same("empty", b"");
+    }
+
+    #[test]
+    fn cause_names_the_home_cache_by_either_policys_cache_type() {
+        // RHEL's cache_home_t and refpolicy's xdg_cache_t are the same
+        // ~/.cache: the same hint for both.
+        for ty in ["cache_home_t", "xdg_cache_t"] {
+            for (source, hint) in [
+                ("container_t", "a container build uses a home cache"),
+                ("httpd_t", "a confined service writes to a home cache"),
+            ] {
+                let line = format!(
+                    "type=AVC msg=audit(1700000000.001:1): avc:  denied  {{ write }} for  pid=7 comm=\"go\" name=\"go-build\" dev=\"vda\" ino=5 scontext=system_u:system_r:{source}:s0 tcontext=unconfined_u:object_r:{ty}:s0 tclass=dir permissive=0\n"
+                );
+                let (events, _) = goguard_audit::parse_log(line.as_bytes());
+                let avc = events[0].avcs().pop().expect("one AVC");
+                let said = cause(&avc);
+                assert!(said.contains(hint), "{ty} from {source}: {said}");
+            }
+        }
     }
 }

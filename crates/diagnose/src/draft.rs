@@ -639,10 +639,19 @@ impl PolicyDraft {
     }
 }
 
+/// Types of home directory content. ~/.cache is cache_home_t on Fedora/RHEL
+/// and xdg_cache_t in refpolicy (Debian), ~/.config config_home_t and
+/// xdg_config_t.
 fn is_home_type(t: &str) -> bool {
     matches!(
         t,
-        "cache_home_t" | "user_home_t" | "user_home_dir_t" | "home_root_t" | "config_home_t"
+        "cache_home_t"
+            | "xdg_cache_t"
+            | "user_home_t"
+            | "user_home_dir_t"
+            | "home_root_t"
+            | "config_home_t"
+            | "xdg_config_t"
     )
 }
 
@@ -755,6 +764,29 @@ type=AVC msg=audit(1700000003.000:4570): avc:  denied  { signal } for  pid=1 com
         assert!(
             text.contains("\n\n#!!!! a container build uses /home/a/.cache/go-build labeled cache_home_t: label it container_file_t (or mount it with :Z) instead of allowing:\n#     semanage fcontext -a -t container_file_t '/home/a/\\.cache/go-build(/.*)?'\n#     restorecon -Rv /home/a/.cache/go-build\nallow container_t cache_home_t:dir { add_name write };\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn label_advice_for_container_on_refpolicy_home_cache() {
+        // The same denial on a Debian host, where ~/.cache is xdg_cache_t.
+        let log = GO.replace("cache_home_t", "xdg_cache_t");
+        let mut d = PolicyDraft::with_roots(vec![CacheRootLabel {
+            path: "/home/a/.cache/go-build".into(),
+            file_contexts_type: Some("xdg_cache_t".into()),
+            declared_type: None,
+        }]);
+        for x in &avcs(&log) {
+            d.add_avc(x, None);
+        }
+        let advice = d.label_advice();
+        assert_eq!(advice.len(), 1);
+        assert_eq!(
+            advice[0].commands(),
+            [
+                "semanage fcontext -a -t container_file_t '/home/a/\\.cache/go-build(/.*)?'",
+                "restorecon -Rv /home/a/.cache/go-build"
+            ]
         );
     }
 
