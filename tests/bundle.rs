@@ -69,20 +69,26 @@ struct Connected {
     app: PathBuf,
 }
 
-fn connected(tag: &str) -> Connected {
-    let a = TestUser::create(tag);
-    let proxy = a.home.join("proxy");
-    let app = a.home.join("src/app");
+/// Runs crates/cli/scripts/fake-proxy.py: a `file://` GOPROXY at `proxy` serving a chain of
+/// modules, and an app at `app` that needs them.
+pub fn fake_proxy(proxy: &Path, app: &Path) {
     let out = Command::new(require_tool("python3", "python3"))
         .arg(FAKE_PROXY)
         .arg("--proxy")
-        .arg(&proxy)
+        .arg(proxy)
         .arg("--app")
-        .arg(&app)
+        .arg(app)
         .arg("chain")
         .output()
         .unwrap();
     ok(&out);
+}
+
+fn connected(tag: &str) -> Connected {
+    let a = TestUser::create(tag);
+    let proxy = a.home.join("proxy");
+    let app = a.home.join("src/app");
+    fake_proxy(&proxy, &app);
     a.give(&a.home);
     let proxy_url = format!("file://{}", proxy.display());
     let online = [
@@ -448,19 +454,7 @@ fn a_full_disk_stops_the_import_cleanly_and_a_rerun_completes() {
     let modcache = b.home.join("small");
     std::fs::create_dir_all(&modcache).unwrap();
     // 6 pages: the first version's four files fit, the second's zip does not.
-    let mount = Command::new(require_tool("mount", "mount"))
-        .args(["-t", "tmpfs", "-o", "size=24k,mode=0755", "tmpfs"])
-        .arg(&modcache)
-        .output()
-        .unwrap();
-    ok(&mount);
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).output();
-        }
-    }
-    let _unmount = Unmount(modcache.clone());
+    let _unmount = mount_tmpfs(&modcache, "24k");
     b.give(&modcache);
 
     let out = import_as(&b, &tar, &modcache, &[]);

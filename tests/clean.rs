@@ -11,26 +11,12 @@ use crate::bundle::as_user;
 use crate::users::TestUser;
 use crate::util::*;
 
-const FAKE_PROXY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/crates/cli/scripts/fake-proxy.py"
-);
-
 /// A user's workspace with a module cache `go mod download` filled from a local proxy.
 fn workspace_with_modules(user: &TestUser) -> PathBuf {
     let proxy = user.home.join("proxy");
     let ws = user.home.join("ws");
     let app = ws.join("src/app");
-    let out = Command::new(require_tool("python3", "python3"))
-        .arg(FAKE_PROXY)
-        .arg("--proxy")
-        .arg(&proxy)
-        .arg("--app")
-        .arg(&app)
-        .arg("chain")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    crate::bundle::fake_proxy(&proxy, &app);
     user.give(&user.home);
     let proxy_url = format!("file://{}", proxy.display());
     let modcache = ws.join("gomodcache");
@@ -159,19 +145,7 @@ fn clean_leaves_a_filesystem_mounted_inside_and_says_so() {
     let mnt = ws.join("cache/tmpfs");
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::write(ws.join("cache/a"), b"a").unwrap();
-    let mount = Command::new(require_tool("mount", "mount"))
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .output()
-        .unwrap();
-    assert!(mount.status.success(), "{}", stderr(&mount));
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).output();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    let _unmount = mount_tmpfs(&mnt, "1m");
     std::fs::write(mnt.join("inside"), b"kept").unwrap();
     let out = Command::new(GOGUARDCTL)
         .arg("clean")

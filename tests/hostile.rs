@@ -495,26 +495,6 @@ fn one_users_directories_cannot_starve_other_users() {
     );
 }
 
-/// Unmounts when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn mount_tmpfs(at: &Path) -> Unmount {
-    std::fs::create_dir_all(at).unwrap();
-    let out = Command::new(require_tool("mount", "mount"))
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs"])
-        .arg(at)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
-    Unmount(at.to_owned())
-}
-
 /// A path-less AVC (`name=`, `dev=`, `ino=` only) of a go process.
 fn pathless_avc(serial: u64, name: &str, dev: &str, ino: u64, class: &str) -> String {
     let id = format!("msg=audit(1700000000.{serial:03}:{serial})");
@@ -540,8 +520,8 @@ fn a_tmpfs_inode_is_never_resolved_on_another_tmpfs() {
     let sb = Sandbox::new();
     let admin_root = sb.path().join("admin");
     let user_root = sb.path().join("user");
-    let _m1 = mount_tmpfs(&admin_root);
-    let _m2 = mount_tmpfs(&user_root);
+    let _m1 = mount_tmpfs(&admin_root, "1m");
+    let _m2 = mount_tmpfs(&user_root, "1m");
     user.give(&user_root);
     // The same names made in the same order: the same inode numbers on both tmpfs.
     std::fs::write(admin_root.join("f"), b"admin's").unwrap();

@@ -314,3 +314,32 @@ pub fn require_root(why: &str) -> bool {
 pub fn assert_root(why: &str) {
     assert!(nix::unistd::geteuid().is_root(), "{why}");
 }
+
+/// A tmpfs mounted for a test; unmounted (lazily, so a test's open fds never keep it)
+/// when dropped.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+    }
+}
+
+/// Mounts a tmpfs of `size` (mount's syntax: `24k`, `1m`) with mode 0755 at `at`, made
+/// first if missing.
+pub fn mount_tmpfs(at: &Path, size: &str) -> Unmount {
+    std::fs::create_dir_all(at).unwrap();
+    let out = Command::new(require_tool("mount", "mount"))
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0755"),
+            "tmpfs",
+        ])
+        .arg(at)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
+    Unmount(at.to_owned())
+}

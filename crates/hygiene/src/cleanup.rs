@@ -60,16 +60,7 @@ impl CleanupReport {
 /// Gives `u+rwx` to every directory beneath and including `top` that `uid` owns (any, for
 /// root). `progress` is called with the number of entries seen, every 4096.
 pub fn unlock(top: BorrowedFd<'_>, uid: u32, progress: &mut dyn FnMut(u64)) -> CleanupReport {
-    let mut report = CleanupReport::default();
-    let mut walk = Walk {
-        uid,
-        remove: false,
-        progress,
-        report: &mut report,
-    };
-    walk.unlock_dir(top, "");
-    walk.dir(top, "", 0);
-    report
+    walk(top, uid, false, progress)
 }
 
 /// Unlocks and removes everything beneath `top` (not `top` itself: the caller removes it
@@ -79,10 +70,19 @@ pub fn remove_contents(
     uid: u32,
     progress: &mut dyn FnMut(u64),
 ) -> CleanupReport {
+    walk(top, uid, true, progress)
+}
+
+fn walk(
+    top: BorrowedFd<'_>,
+    uid: u32,
+    remove: bool,
+    progress: &mut dyn FnMut(u64),
+) -> CleanupReport {
     let mut report = CleanupReport::default();
     let mut walk = Walk {
         uid,
-        remove: true,
+        remove,
         progress,
         report: &mut report,
     };
